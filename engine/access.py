@@ -1,0 +1,93 @@
+"""Opening a source for a request: the auth settings checked against the module's form, the
+connection built from them, and the connection check of /api/schemas/auth/validate."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from engine import forms, wire
+from engine.client import Saas
+from engine.definition import Definition
+from engine.errors import Code, SaasAuthError, SaasError, SettingsError, TemplateError
+from engine.selectors import select
+from engine.templating import Usage, inspect
+
+
+def form_errors(definition: Definition, settings: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """The auth form's rules broken by ``settings``, as Error entries naming each field."""
+    form = definition.auth_form
+    if form is None:
+        return []
+    labels = {field["id"]: field["label"] for field in forms.fields(form)}
+    return [
+        wire.error_entry(
+            Code.INVALID_SETTINGS, f"{labels.get(p.field or '', p.key)}: {p.message}", field=p.field
+        )
+        for p in forms.validate_values(form, settings)
+    ]
+
+
+def open_saas(
+    definition: Definition,
+    pool: httpx.AsyncClient,
+    gate: asyncio.Semaphore,
+    settings: Mapping[str, Any] | None,
+) -> Saas:
+    """The source's connection; SettingsError (422) when the settings break the form."""
+    errors = form_errors(definition, settings)
+    if errors:
+        fields = ", ".join(entry["description"] for entry in errors)
+        raise SettingsError(
+            f"the auth settings break the form's rules: {fields}", field=errors[0].get("field")
+        )
+    try:
+        return Saas(pool, definition, settings, gate)
+    except TemplateError as exc:
+        raise SettingsError(
+            f"the auth settings lack a value the connection needs ({exc.message})"
+        ) from exc
+
+
+def _base_url_field(definition: Definition) -> str | None:
+    usage = inspect(str(definition.connection["baseUrl"]))
+    form = definition.auth_form
+    if not isinstance(usage, Usage) or form is None:
+        return None
+    by_key = forms.payload_fields(form)
+    keys = [key for name, key in usage.attributes if name == "settings" and key in by_key]
+    return by_key[keys[0]] if keys else None
+
+
+async def check(
+    definition: Definition,
+    pool: httpx.AsyncClient,
+    gate: asyncio.Semaphore,
+    settings: Mapping[str, Any] | None,
+) -> list[dict[str, Any]]:
+    """Form rules first, then the module's connection check against the SaaS."""
+    errors = form_errors(definition, settings)
+    if errors:
+        return errors
+    try:
+        saas = open_saas(definition, pool, gate, settings)
+        return await _connection_check(definition, saas)
+    except SaasAuthError as exc:
+        return [wire.entry_of(exc)]
+    except (SaasError, SettingsError) as exc:
+        return [wire.error_entry(exc.code, exc.message, field=_base_url_field(definition))]
+
+
+async def _connection_check(definition: Definition, saas: Saas) -> list[dict[str, Any]]:
+    spec = definition.auth_check
+    if spec is None:
+        return []
+    names = {"settings": saas.settings}
+    answer = await saas.send(spec["request"], names, place="/auth/check/request")
+    if "expect" in spec and not select(spec["expect"], answer.json()):
+        message = spec.get("message", f"the connection check found nothing at '{spec['expect']}'")
+        return [wire.error_entry(Code.SAAS_AUTH_FAILED, message)]
+    return []

@@ -1,0 +1,115 @@
+"""The Starlette application, built by a factory from a loaded module and the engine settings:
+routes from the endpoint table, shared resources in lifespan state, one error renderer."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from engine import wire
+from engine.client import new_pool
+from engine.definition import Definition
+from engine.errors import EngineError, NotFoundError, RequestError, UnauthorizedError
+from engine.redaction import guarding, scrub
+from engine.routes import ENDPOINTS, Call, Endpoint
+from engine.settings import Settings
+
+log = logging.getLogger("engine.app")
+
+
+def error_response(error: EngineError) -> JSONResponse:
+    """The wire rendering of a fatal error, with secrets masked."""
+    body = wire.error_body(error)
+    body["error"]["description"] = scrub(body["error"]["description"])
+    return JSONResponse(body, status_code=error.status)
+
+
+def _authorize(request: Request, token: str | None) -> None:
+    if token is None:
+        return
+    given = request.headers.get("authorization", "")
+    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        raise UnauthorizedError("missing or wrong engine API token")
+
+
+def _view(endpoint: Endpoint) -> Any:
+    async def view(request: Request) -> Response:
+        settings: Settings = request.app.state.settings
+        _authorize(request, settings.api_token)
+        raw = await request.body()
+        body = wire.parse_body(endpoint.shape, raw) if request.method == "POST" else {}
+        secrets = (
+            body.get("auth"),
+            body.get("settings"),
+            (body.get("storage") or {}).get("options"),
+        )
+        with guarding(*secrets):
+            call = Call(
+                request.app.state.definition, settings, request.state.pool, request.state.gate, body
+            )
+            try:
+                return JSONResponse(await endpoint.handler(call))
+            except EngineError as exc:
+                log.info(
+                    "%s failed: %s", endpoint.path, exc.message, extra={"endpoint": endpoint.path}
+                )
+                return error_response(exc)
+            except Exception:
+                log.exception(
+                    "%s failed unexpectedly", endpoint.path, extra={"endpoint": endpoint.path}
+                )
+                return error_response(EngineError("internal error; see the engine's log"))
+
+    return view
+
+
+async def healthz(request: Request) -> Response:
+    """Liveness/readiness probe: 200 while the process can serve."""
+    return JSONResponse({"status": "ok", "module": request.app.state.definition.id})
+
+
+async def _engine_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, EngineError)
+    return error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return error_response(NotFoundError(f"no endpoint {request.url.path}"))
+    if exc.status_code == 405:
+        return error_response(
+            RequestError(f"{request.method} is not accepted on {request.url.path}")
+        )
+    return error_response(EngineError(str(exc.detail)))
+
+
+def create_app(definition: Definition, settings: Settings) -> Starlette:
+    """The module API for ``definition``."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        concurrency = int(definition.connection.get("concurrency", 8))
+        async with new_pool(max_connections=settings.max_connections) as pool:
+            yield {"pool": pool, "gate": asyncio.Semaphore(concurrency)}
+
+    routes = [Route(e.path, _view(e), methods=list(e.methods)) for e in ENDPOINTS]
+    routes.append(Route("/healthz", healthz, methods=["GET"]))
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={EngineError: _engine_error, HTTPException: _http_error},
+    )
+    app.state.definition = definition
+    app.state.settings = settings
+    return app

@@ -1,0 +1,253 @@
+"""Checks of a schema-valid module definition beyond its shape: templates (syntax and the names
+each place provides), references between parts, selectors, forms and capability consistency."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from engine import forms
+from engine.document import Document, Problem, escape
+from engine.schema import TemplatePlace, suggest, template_places
+from engine.selectors import syntax_error
+from engine.templating import SyntaxProblem, Usage, inspect, is_template
+
+_JINJA_GLOBALS = frozenset(
+    {"range", "dict", "lipsum", "cycler", "joiner", "namespace", "true", "false", "none"}
+)
+
+
+def ancestry(types: Mapping[str, Any], name: str) -> list[str]:
+    """The type ``name`` and its ancestors, root last; stops at a cycle or unknown parent."""
+    chain = [name]
+    while (parent := types.get(chain[-1], {}).get("parent")) in types and parent not in chain:
+        chain.append(parent)
+    return chain
+
+
+def ctx_keys(types: Mapping[str, Any], name: str) -> list[str]:
+    """Every ctx value key a resource of type ``name`` carries (its ancestors' and its own)."""
+    keys: list[str] = []
+    for each in reversed(ancestry(types, name)):
+        keys += [key for key in types[each].get("ctx", {}) if key not in keys]
+    return keys
+
+
+class Checker:
+    """Runs every semantic check over one definition; collects problems as values."""
+
+    def __init__(self, document: Document, *, shape_ok: bool = True) -> None:
+        self.doc = document
+        self.shape_ok = shape_ok
+        self.data: Mapping[str, Any] = document.data
+        self.types: Mapping[str, Any] = self.data.get("resources", {})
+        self.problems: list[Problem] = []
+
+    def run(self) -> list[Problem]:
+        for check in (
+            self._templates,
+            self._references,
+            self._selectors,
+            self._forms,
+            self._capabilities,
+            self._paths,
+        ):
+            try:
+                check()
+            except (KeyError, TypeError, AttributeError, IndexError):
+                if self.shape_ok:
+                    raise
+                # the schema already reported the malformed part this check tripped over
+        return self.problems
+
+    def error(self, pointer: str, message: str, *, at_key: bool = False) -> None:
+        self.problems.append(self.doc.problem(pointer, message, at_key=at_key))
+
+    def warn(self, pointer: str, message: str, *, at_key: bool = False) -> None:
+        self.problems.append(self.doc.warning(pointer, message, at_key=at_key))
+
+    # templates -----------------------------------------------------------------------------
+    def _templates(self) -> None:
+        for place in template_places(self.data):
+            if not is_template(place.source):
+                continue
+            usage = inspect(place.source)
+            if isinstance(usage, SyntaxProblem):
+                self.error(
+                    place.pointer, f"template syntax error (line {usage.line}): {usage.message}"
+                )
+                continue
+            self._names(place, usage)
+
+    def _names(self, place: TemplatePlace, usage: Usage) -> None:
+        for name in sorted(usage.names - _JINJA_GLOBALS - set(place.names)):
+            offered = ", ".join(place.names) or "no names"
+            hint = suggest(name, place.names)
+            self.error(
+                place.pointer, f"unknown name '{name}' (this place provides: {offered}){hint}"
+            )
+        for name, key in usage.attributes:
+            known = self._keys_of(name, place.pointer)
+            if name in place.names and known is not None and key not in known:
+                listed = ", ".join(known) or "nothing"
+                self.error(
+                    place.pointer,
+                    f"{name} has no key '{key}' (it has: {listed}){suggest(key, known)}",
+                )
+
+    def _keys_of(self, name: str, pointer: str) -> list[str] | None:
+        if name == "settings":
+            form = self.data.get("auth", {}).get("form")
+            return list(form.get("payload", {})) if form else []
+        if name == "ctx" and pointer.startswith("/resources/"):
+            kind = pointer.split("/")[2]
+            parent = self.types.get(kind, {}).get("parent")
+            return ctx_keys(self.types, parent) if parent in self.types else []
+        return None
+
+    # references ----------------------------------------------------------------------------
+    def _references(self) -> None:
+        for name, spec in self.types.items():
+            parent = spec.get("parent")
+            pointer = f"/resources/{escape(name)}/parent"
+            if parent is not None and parent not in self.types:
+                self.error(
+                    pointer, f"unknown resource type '{parent}'{suggest(parent, self.types)}"
+                )
+            elif parent is not None and name in ancestry(self.types, parent):
+                self.error(pointer, f"resource type '{name}' is its own ancestor")
+        if self.types and all("parent" in spec for spec in self.types.values()):
+            self.error(
+                "/resources",
+                "no root resource type: at least one type needs no parent",
+                at_key=True,
+            )
+        self._scenario_types()
+
+    def _scenario_types(self) -> None:
+        seen: set[str] = set()
+        for i, scenario in enumerate(self.data.get("restore", {}).get("scenarios", [])):
+            if scenario["id"] in seen:
+                self.error(
+                    f"/restore/scenarios/{i}/id", f"duplicate scenario id '{scenario['id']}'"
+                )
+            seen.add(scenario["id"])
+            for j, kind in enumerate(scenario.get("types", [])):
+                if kind not in self.types:
+                    hint = suggest(kind, self.types)
+                    self.error(
+                        f"/restore/scenarios/{i}/types/{j}", f"unknown resource type '{kind}'{hint}"
+                    )
+
+    # selectors -----------------------------------------------------------------------------
+    def _selectors(self) -> None:
+        for pointer, expression in self._selector_places():
+            reason = syntax_error(expression)
+            if reason is not None:
+                self.error(pointer, f"invalid JMESPath selector: {reason}")
+
+    def _selector_places(self) -> Iterator[tuple[str, str]]:
+        check = self.data.get("auth", {}).get("check", {})
+        if "expect" in check:
+            yield "/auth/check/expect", check["expect"]
+        for name, spec in self.types.items():
+            base = f"/resources/{escape(name)}/list"
+            listing = spec.get("list", {})
+            if "records" in listing:
+                yield f"{base}/records", listing["records"]
+            for key in ("cursor", "url"):
+                if key in listing.get("pagination", {}):
+                    yield f"{base}/pagination/{key}", listing["pagination"][key]
+
+    # forms ---------------------------------------------------------------------------------
+    def _forms(self) -> None:
+        for pointer, form in self._form_places():
+            for relative, message in forms.form_problems(form):
+                self.error(pointer + relative, message)
+
+    def _form_places(self) -> Iterator[tuple[str, Mapping[str, Any]]]:
+        places = [("/auth/form", self.data.get("auth", {}).get("form"))]
+        places.append(("/backup/options", self.data.get("backup", {}).get("options")))
+        restore = self.data.get("restore", {})
+        places.append(("/restore/options", restore.get("options")))
+        places += [
+            (f"/restore/scenarios/{i}/options", s.get("options"))
+            for i, s in enumerate(restore.get("scenarios", []))
+        ]
+        yield from ((pointer, form) for pointer, form in places if form is not None)
+
+    # capabilities --------------------------------------------------------------------------
+    def _capabilities(self) -> None:
+        caps = self.data.get("capabilities", {})
+        for check in _CAPABILITY_RULES:
+            for pointer, message, is_error in check(self.data, caps):
+                (self.error if is_error else self.warn)(pointer, message)
+
+    # request paths -------------------------------------------------------------------------
+    def _paths(self) -> None:
+        for pointer, path in self._request_paths():
+            if not path.startswith(("/", "{{", "{%")):
+                self.error(
+                    pointer, "a request path starts with '/' (it is joined to connection.baseUrl)"
+                )
+
+    def _request_paths(self) -> Iterator[tuple[str, str]]:
+        check = self.data.get("auth", {}).get("check", {})
+        if "request" in check:
+            yield "/auth/check/request/path", check["request"]["path"]
+        for name, spec in self.types.items():
+            yield f"/resources/{escape(name)}/list/request/path", spec["list"]["request"]["path"]
+
+
+Rule = Callable[[Mapping[str, Any], Mapping[str, Any]], Iterator[tuple[str, str, bool]]]
+
+
+def _auth_settings(
+    data: Mapping[str, Any], caps: Mapping[str, Any]
+) -> Iterator[tuple[str, str, bool]]:
+    declared = "AUTH_SETTINGS" in caps.get("auth", [])
+    auth = data.get("auth", {})
+    if declared and "form" not in auth:
+        yield "/capabilities/auth", "AUTH_SETTINGS needs an auth form (auth.form)", True
+    if "form" in auth and not declared:
+        yield "/auth/form", "an auth form needs AUTH_SETTINGS in capabilities.auth", True
+    if declared and "form" in auth and "check" not in auth:
+        yield (
+            "/auth",
+            "no auth.check: /api/schemas/auth/validate can only check the form's rules",
+            False,
+        )
+
+
+def _cross_source(
+    data: Mapping[str, Any], caps: Mapping[str, Any]
+) -> Iterator[tuple[str, str, bool]]:
+    declared = "CROSS_SOURCE_RESTORE" in caps.get("features", [])
+    scenarios = data.get("restore", {}).get("scenarios", [])
+    other = [i for i, s in enumerate(scenarios) if s.get("kind") == "otherSource"]
+    if declared and not other:
+        yield (
+            "/capabilities/features",
+            "CROSS_SOURCE_RESTORE needs a restore scenario of kind otherSource",
+            True,
+        )
+    for i in other if not declared else []:
+        yield (
+            f"/restore/scenarios/{i}/kind",
+            "an otherSource scenario needs CROSS_SOURCE_RESTORE in capabilities.features",
+            True,
+        )
+
+
+def _export(data: Mapping[str, Any], caps: Mapping[str, Any]) -> Iterator[tuple[str, str, bool]]:
+    if "EXPORT" in caps.get("features", []) and "export" not in data:
+        yield "/capabilities/features", "EXPORT needs an export section", True
+
+
+_CAPABILITY_RULES: tuple[Rule, ...] = (_auth_settings, _cross_source, _export)
+
+
+def check(document: Document, *, shape_ok: bool = True) -> list[Problem]:
+    """Every semantic problem (and warning) of a definition; with ``shape_ok`` false (the schema
+    found problems), checks that trip over a malformed part are skipped."""
+    return Checker(document, shape_ok=shape_ok).run()

@@ -1,0 +1,125 @@
+"""The validated module model: what the rest of the engine reads from a module definition."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+_DEFAULT_TIMEOUTS = {"connect": 10.0, "read": 60.0}
+
+
+@dataclass(frozen=True)
+class ResourceType:
+    """One resource type of the tree: how to list its items and map each to a resource."""
+
+    name: str
+    label: str
+    parent: str | None
+    listing: Mapping[str, Any]
+    mapping: Mapping[str, Any]
+    ctx: Mapping[str, Any]
+    ctx_keys: tuple[str, ...]
+    children: tuple[str, ...] = ()
+
+    @property
+    def request(self) -> Mapping[str, Any]:
+        """The list request (method, path, query, headers, body)."""
+        result: Mapping[str, Any] = self.listing["request"]
+        return result
+
+    @property
+    def pagination(self) -> Mapping[str, Any]:
+        """The pagination rule; ``{"kind": "none"}`` when the listing has one page."""
+        result: Mapping[str, Any] = self.listing.get("pagination", {"kind": "none"})
+        return result
+
+    @property
+    def records(self) -> str:
+        """The JMESPath selecting a page's items."""
+        return str(self.listing.get("records", "@"))
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A restore scenario as the module declares it."""
+
+    id: str
+    kind: str
+    name: str
+    description: str
+    types: tuple[str, ...] | None
+    options: Mapping[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Definition:
+    """A loaded, validated module definition."""
+
+    folder: Path
+    raw: Mapping[str, Any]
+    types: Mapping[str, ResourceType]
+    scenarios: tuple[Scenario, ...]
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def id(self) -> str:
+        """The module id (ctx kinds end in ``@<id>``)."""
+        return str(self.raw["module"]["id"])
+
+    @property
+    def identity(self) -> Mapping[str, Any]:
+        """id, name, version, description, vendor."""
+        result: Mapping[str, Any] = self.raw["module"]
+        return result
+
+    @property
+    def capabilities(self) -> Mapping[str, list[str]]:
+        """auth, features and storage capability lists (absent lists are empty)."""
+        caps = self.raw.get("capabilities", {})
+        return {key: list(caps.get(key, [])) for key in ("auth", "features", "storage")}
+
+    @property
+    def connection(self) -> Mapping[str, Any]:
+        """baseUrl, auth (credentials), headers, timeouts, concurrency."""
+        result: Mapping[str, Any] = self.raw["connection"]
+        return result
+
+    @property
+    def timeouts(self) -> dict[str, float]:
+        """Connect and read timeouts in seconds."""
+        return _DEFAULT_TIMEOUTS | dict(self.connection.get("timeouts", {}))
+
+    @property
+    def auth_form(self) -> Mapping[str, Any] | None:
+        """The auth form, when the module has AUTH_SETTINGS."""
+        result: Mapping[str, Any] | None = self.raw.get("auth", {}).get("form")
+        return result
+
+    @property
+    def auth_check(self) -> Mapping[str, Any] | None:
+        """The connection check run by /api/schemas/auth/validate."""
+        result: Mapping[str, Any] | None = self.raw.get("auth", {}).get("check")
+        return result
+
+    @property
+    def backup_options(self) -> Mapping[str, Any] | None:
+        """The backup options form."""
+        result: Mapping[str, Any] | None = self.raw.get("backup", {}).get("options")
+        return result
+
+    @property
+    def restore_options(self) -> Mapping[str, Any] | None:
+        """The restore options form shared by scenarios without their own."""
+        result: Mapping[str, Any] | None = self.raw.get("restore", {}).get("options")
+        return result
+
+    @property
+    def roots(self) -> tuple[ResourceType, ...]:
+        """The root resource types, in definition order."""
+        return tuple(kind for kind in self.types.values() if kind.parent is None)
+
+    def has_feature(self, feature: str) -> bool:
+        """Whether capabilities.features declares ``feature``."""
+        return feature in self.capabilities["features"]

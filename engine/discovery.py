@@ -1,0 +1,204 @@
+"""The discovery half of the API: listing roots and resources (page budget, paginationCtx),
+exclusion rules, restore scenarios and option forms."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine import pagination, wire
+from engine.client import Answer, Saas
+from engine.definition import Definition, ResourceType
+from engine.errors import CtxError, EngineError, PaginationStopped, RequestError, SaasError
+from engine.mapping import keep, map_item
+from engine.schema import suggest
+from engine.selectors import select
+
+
+def resolve_ctx(
+    definition: Definition, raw: Any, roles: Sequence[str]
+) -> tuple[ResourceType, dict[str, Any]]:
+    """The resource type and values of a root/resource ctx; CtxError when it does not fit."""
+    ctx = wire.parse_ctx(raw, definition.id, roles)
+    kind = definition.types.get(ctx.type)
+    if kind is None:
+        raise CtxError(
+            f"ctx names an unknown resource type '{ctx.type}'{suggest(ctx.type, definition.types)}"
+        )
+    expected = "root" if kind.parent is None else "resource"
+    if ctx.role != expected:
+        raise CtxError(f"ctx of type '{kind.name}' must have role '{expected}', not '{ctx.role}'")
+    missing = [key for key in kind.ctx_keys if key not in ctx.values]
+    if missing:
+        raise CtxError(f"ctx of type '{kind.name}' lacks the value(s): {', '.join(missing)}")
+    return kind, dict(ctx.values)
+
+
+def _resume(
+    definition: Definition, raw: Any, kinds: Sequence[ResourceType]
+) -> tuple[int, pagination.Step] | None:
+    if raw is None:
+        return None
+    ctx = wire.parse_ctx(raw, definition.id, [wire.PAGINATION_ROLE], field="paginationCtx")
+    names = [kind.name for kind in kinds]
+    step = ctx.values.get("step")
+    if ctx.type not in names:
+        raise CtxError(f"paginationCtx names type '{ctx.type}', which is not listed here")
+    if not _is_step(step):
+        raise CtxError("paginationCtx holds no valid listing position")
+    return names.index(ctx.type), dict(step or {})
+
+
+def _is_step(step: Any) -> bool:
+    return (
+        isinstance(step, dict)
+        and isinstance(step.get("pages"), int)
+        and isinstance(step.get("params"), dict)
+        and isinstance(step.get("url"), str | None)
+        and isinstance(step.get("seen", []), list)
+    )
+
+
+@dataclass
+class _Listing:
+    """What one listing call has gathered so far."""
+
+    resources: list[wire.ResourceFields] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    fetched: int = 0
+
+
+class Lister:
+    """Lists the items of resource types for one API call, within a page budget."""
+
+    def __init__(self, definition: Definition, saas: Saas, pages_per_call: int) -> None:
+        self.definition = definition
+        self.saas = saas
+        self.budget = pages_per_call
+
+    async def roots(self, pagination_ctx: Any) -> dict[str, Any]:
+        """The /api/roots answer."""
+        return await self.listing(self.definition.roots, {}, pagination_ctx)
+
+    async def children(self, ctx: Any, pagination_ctx: Any) -> dict[str, Any]:
+        """The /api/resources answer for the children of a root or resource ctx."""
+        kind, values = resolve_ctx(self.definition, ctx, ["root", "resource"])
+        kinds = [self.definition.types[name] for name in kind.children]
+        return await self.listing(kinds, values, pagination_ctx)
+
+    async def listing(
+        self, kinds: Sequence[ResourceType], parent: Mapping[str, Any], raw: Any
+    ) -> dict[str, Any]:
+        """Lists ``kinds`` under ``parent`` from the position in ``raw`` (a paginationCtx)."""
+        start = _resume(self.definition, raw, kinds)
+        index, step = start if start is not None else (0, None)
+        state = _Listing()
+        while index < len(kinds):
+            kind = kinds[index]
+            step = step if step is not None else pagination.first(kind.pagination)
+            if state.fetched == self.budget:
+                position = {"step": step}
+                more = wire.build_ctx(self.definition.id, wire.PAGINATION_ROLE, kind.name, position)
+                return wire.listing_body(state.resources, state.errors, more)
+            step = await self._page(kind, parent, step, state)
+            index += 1 if step is None else 0
+        return wire.listing_body(state.resources, state.errors, None)
+
+    async def _page(
+        self, kind: ResourceType, parent: Mapping[str, Any], step: pagination.Step, state: _Listing
+    ) -> pagination.Step | None:
+        try:
+            answer = await self._fetch(kind, parent, step)
+        except SaasError as exc:
+            if state.fetched == 0 and not state.resources:
+                raise
+            state.errors.append(wire.entry_of(exc))
+            return None
+        state.fetched += 1
+        records = self._records(kind, answer, state)
+        if records is None:
+            return None
+        self._map(kind, records, parent, state)
+        try:
+            return pagination.advance(kind.pagination, step, answer, records)
+        except (PaginationStopped, SaasError) as exc:
+            state.errors.append(wire.entry_of(exc))
+            return None
+
+    async def _fetch(
+        self, kind: ResourceType, parent: Mapping[str, Any], step: pagination.Step
+    ) -> Answer:
+        if step.get("url"):
+            label = f"GET {kind.request['path']} (page {step['pages'] + 1})"
+            return await self.saas.follow(step["url"], label)
+        names = {"settings": self.saas.settings, "ctx": parent}
+        place = f"/resources/{kind.name}/list/request"
+        return await self.saas.send(kind.request, names, place=place, params=step["params"])
+
+    def _records(self, kind: ResourceType, answer: Answer, state: _Listing) -> list[Any] | None:
+        try:
+            records = select(kind.records, answer.json())
+        except SaasError as exc:
+            state.errors.append(wire.entry_of(exc))
+            return None
+        if not isinstance(records, list):
+            message = f"{answer.label}: the selector '{kind.records}' found no list in the answer"
+            state.errors.append(wire.entry_of(SaasError(message)))
+            return None
+        return records
+
+    def _map(
+        self, kind: ResourceType, records: list[Any], parent: Mapping[str, Any], state: _Listing
+    ) -> None:
+        pointer = f"/resources/{kind.name}"
+        for item in records:
+            try:
+                if keep(kind, item, parent, pointer):
+                    state.resources.append(map_item(self.definition.id, kind, item, parent))
+            except EngineError as exc:
+                ident = item.get("id") if isinstance(item, Mapping) else None
+                entry = wire.entry_of(exc)
+                entry["description"] = f"{kind.name} item skipped: {exc.message}"
+                if ident is not None:
+                    entry["resource"] = str(ident)
+                state.errors.append(entry)
+
+
+def exclusions(definition: Definition, ctx: Any) -> list[dict[str, Any]]:
+    """The possible exclusion rules under a root: one per descendant resource type."""
+    kind, values = resolve_ctx(definition, ctx, ["root"])
+    return [_rule(definition, definition.types[name], values) for name in kind.children]
+
+
+def _rule(definition: Definition, kind: ResourceType, values: Mapping[str, Any]) -> dict[str, Any]:
+    ctx = wire.build_ctx(definition.id, "resource", kind.name, values)
+    children = [_rule(definition, definition.types[name], values) for name in kind.children]
+    return wire.exclusion_rule(kind.name, kind.label, ctx, children)
+
+
+def scenarios(
+    definition: Definition, ctx: Any, types: Sequence[str] | None
+) -> list[tuple[str, str, str]]:
+    """The restore scenarios that apply to the given resource types (all when none given)."""
+    resolve_ctx(definition, ctx, ["root"])
+    wanted = set(types or [])
+    return [
+        (scenario.id, scenario.name, scenario.description)
+        for scenario in definition.scenarios
+        if not wanted or scenario.types is None or wanted & set(scenario.types)
+    ]
+
+
+def restore_options(
+    definition: Definition, ctx: Any, scenario: str | None
+) -> Mapping[str, Any] | None:
+    """The restore options form of a scenario (or the module's shared one)."""
+    resolve_ctx(definition, ctx, ["root"])
+    if scenario is None:
+        return definition.restore_options
+    known = {each.id: each for each in definition.scenarios}
+    if scenario not in known:
+        raise RequestError(f"unknown restore scenario '{scenario}'{suggest(scenario, known)}")
+    own = known[scenario].options
+    return own if own is not None else definition.restore_options

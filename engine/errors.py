@@ -1,0 +1,134 @@
+"""The engine's exceptions and the table of wire error codes.
+
+Every exception the engine raises on purpose derives from ``EngineError``::
+
+    EngineError                 (500 INTERNAL; CLI exit 1)
+    +-- DefinitionError         a module definition has problems (CLI exit 1; serve refuses)
+    +-- RequestError            a bad request body or field (400 BAD_REQUEST)
+    |   +-- CtxError            a ctx of another module, unknown role, missing values (400 BAD_CTX)
+    +-- UnauthorizedError       missing or wrong ENGINE_API_TOKEN (401 UNAUTHORIZED)
+    +-- NotFoundError           unknown endpoint or undeclared feature (404 NOT_FOUND)
+    +-- SettingsError           auth settings break the form's rules (422 INVALID_SETTINGS)
+    +-- TemplateError           a template failed to render (500, or 400 BAD_CTX via CtxError)
+    +-- SaasError               the SaaS failed or answered nonsense (502 SAAS_ERROR)
+    |   +-- SaasAuthError       the SaaS refused the credentials (502 SAAS_AUTH_FAILED)
+    +-- PaginationStopped       a pagination safety rule stopped a listing (non-fatal)
+    +-- ConfigError             a bad ENGINE_* setting (CLI exit 2)
+
+Each class knows its wire ``code`` and HTTP ``status``; messages never hold secrets.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Code(StrEnum):
+    """The wire error codes (spec: "one table in the code")."""
+
+    BAD_REQUEST = "BAD_REQUEST"
+    BAD_CTX = "BAD_CTX"
+    UNAUTHORIZED = "UNAUTHORIZED"
+    NOT_FOUND = "NOT_FOUND"
+    INVALID_SETTINGS = "INVALID_SETTINGS"
+    SAAS_ERROR = "SAAS_ERROR"
+    SAAS_AUTH_FAILED = "SAAS_AUTH_FAILED"
+    STORAGE_ERROR = "STORAGE_ERROR"
+    STORAGE_NOT_ALLOWED = "STORAGE_NOT_ALLOWED"
+    CHECKSUM_MISMATCH = "CHECKSUM_MISMATCH"
+    INCOMPLETE_BACKUP = "INCOMPLETE_BACKUP"
+    BACKUP_EXISTS = "BACKUP_EXISTS"
+    PAGINATION_STOPPED = "PAGINATION_STOPPED"
+    HOOK_FAILED = "HOOK_FAILED"
+    INTERNAL = "INTERNAL"
+
+
+class EngineError(Exception):
+    """Root of the engine's exceptions; renders as the wire error shape."""
+
+    code: Code = Code.INTERNAL
+    status: int = 500
+    exit_code: int = 1
+
+    def __init__(
+        self, message: str, *, resource: str | None = None, field: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.resource = resource
+        self.field = field
+
+
+class DefinitionError(EngineError):
+    """Raised when a module definition has problems; carries them all."""
+
+    def __init__(self, problems: list[object]) -> None:
+        super().__init__(f"the module definition has {len(problems)} problem(s)")
+        self.problems = problems
+
+
+class RequestError(EngineError):
+    """Raised for a malformed request body or an invalid field in it."""
+
+    code = Code.BAD_REQUEST
+    status = 400
+
+
+class CtxError(RequestError):
+    """Raised for a ctx of another module, of an unknown role, or missing values."""
+
+    code = Code.BAD_CTX
+
+
+class UnauthorizedError(EngineError):
+    """Raised when ENGINE_API_TOKEN is set and a call lacks it (HTTP 401 means only this)."""
+
+    code = Code.UNAUTHORIZED
+    status = 401
+
+
+class NotFoundError(EngineError):
+    """Raised for an unknown endpoint or a feature the module does not declare."""
+
+    code = Code.NOT_FOUND
+    status = 404
+
+
+class SettingsError(EngineError):
+    """Raised when auth settings break the auth form's rules."""
+
+    code = Code.INVALID_SETTINGS
+    status = 422
+
+
+class TemplateError(EngineError):
+    """Raised when a template fails to render; names the template's place."""
+
+    def __init__(self, message: str, *, place: str) -> None:
+        super().__init__(f"{place}: {message}")
+        self.place = place
+
+
+class SaasError(EngineError):
+    """Raised when the SaaS fails, is unreachable, or answers something unusable."""
+
+    code = Code.SAAS_ERROR
+    status = 502
+
+
+class SaasAuthError(SaasError):
+    """Raised when the SaaS refuses the credentials (HTTP 401/403)."""
+
+    code = Code.SAAS_AUTH_FAILED
+
+
+class PaginationStopped(EngineError):
+    """Raised (and reported as non-fatal) when a pagination safety rule stops a listing."""
+
+    code = Code.PAGINATION_STOPPED
+
+
+class ConfigError(EngineError):
+    """Raised for an invalid ENGINE_* setting."""
+
+    exit_code = 2

@@ -1,0 +1,38 @@
+"""JSON logs, one object per line, with secrets of the current request masked."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+
+from engine.redaction import RedactingFilter, scrub
+
+_EXTRA_KEYS = ("taskUuid", "endpoint", "status")
+
+
+class JsonFormatter(logging.Formatter):
+    """Formats a record as one JSON object (time, level, logger, message, known extras)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": scrub(record.getMessage()),
+        }
+        entry |= {key: getattr(record, key) for key in _EXTRA_KEYS if hasattr(record, key)}
+        if record.exc_info:
+            entry["exception"] = scrub(self.formatException(record.exc_info))
+        return json.dumps(entry)
+
+
+def configure(level: str) -> None:
+    """Sends every engine and server log line to stderr as JSON, secrets masked."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(RedactingFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)

@@ -1,0 +1,38 @@
+"""Starting the server: settings from the environment, the module loaded and validated (serve
+refuses a module with problems), JSON logs, uvicorn."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import uvicorn
+
+from engine import logs
+from engine.app import create_app
+from engine.errors import ConfigError
+from engine.loader import load_module
+from engine.settings import Settings
+
+log = logging.getLogger("engine.serving")
+
+
+def serve(module: Path | None, *, host: str | None = None, port: int | None = None) -> None:
+    """Loads ``module`` (or ENGINE_MODULE) and serves it until interrupted."""
+    settings = Settings.from_env()
+    folder = module or settings.module
+    if folder is None:
+        raise ConfigError("no module given: pass a module folder or set ENGINE_MODULE")
+    definition = load_module(folder)
+    logs.configure(settings.log_level)
+    for warning in definition.warnings:
+        log.warning(warning)
+    app = create_app(definition, settings)
+    log.info("serving module %s %s", definition.id, definition.identity["version"])
+    uvicorn.run(
+        app,
+        host=host or settings.host,
+        port=port if port is not None else settings.port,
+        log_config=None,
+        access_log=False,
+    )

@@ -1,0 +1,115 @@
+"""Sandboxed Jinja2 templates: rendering with native types, and static checks of the names a
+template uses. The only module that imports jinja2."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+from urllib.parse import quote
+
+from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
+from jinja2.exceptions import SecurityError, UndefinedError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from engine.errors import TemplateError
+
+_MARKERS = ("{{", "{%", "{#")
+_SINGLE = re.compile(r"\{\{(?P<expr>(?:(?!\{\{|\}\}).)*)\}\}", re.DOTALL)
+
+
+def _environment() -> ImmutableSandboxedEnvironment:
+    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+    env.filters["urlquote"] = lambda value: quote(str(value), safe="")
+    return env
+
+
+_ENV = _environment()
+
+
+def is_template(value: str) -> bool:
+    """Whether a string holds template syntax (anything else is a literal)."""
+    return any(marker in value for marker in _MARKERS)
+
+
+@lru_cache(maxsize=4096)
+def _compile(source: str) -> Any:
+    single = _SINGLE.fullmatch(source)
+    if single is not None:
+        return _ENV.compile_expression(single.group("expr"), undefined_to_none=False)
+    template = _ENV.from_string(source)
+    return template.render
+
+
+def render(source: str, names: Mapping[str, Any], *, place: str) -> Any:
+    """Renders one template string; exactly one ``{{ expression }}`` keeps its native type."""
+    if not is_template(source):
+        return source
+    try:
+        result = _compile(source)(**names)
+    except UndefinedError as exc:
+        raise TemplateError(f"undefined: {exc.message}", place=place) from exc
+    except SecurityError as exc:
+        raise TemplateError("not allowed in the sandbox", place=place) from exc
+    except TemplateSyntaxError as exc:
+        raise TemplateError(f"syntax error: {exc.message}", place=place) from exc
+    except Exception as exc:  # a template is user code: any failure is its error, not ours
+        raise TemplateError(f"failed: {type(exc).__name__}", place=place) from exc
+    if isinstance(result, StrictUndefined):
+        try:
+            str(result)
+        except UndefinedError as exc:
+            raise TemplateError(f"undefined: {exc.message}", place=place) from None
+    return result
+
+
+def render_tree(value: Any, names: Mapping[str, Any], *, place: str) -> Any:
+    """Renders every string leaf of a mapping/list tree (keys stay literal)."""
+    if isinstance(value, str):
+        return render(value, names, place=place)
+    if isinstance(value, Mapping):
+        return {
+            key: render_tree(item, names, place=f"{place}/{key}") for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [render_tree(item, names, place=f"{place}/{i}") for i, item in enumerate(value)]
+    return value
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What a template uses: its free names and the ``name.attr`` lookups on them."""
+
+    names: frozenset[str]
+    attributes: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class SyntaxProblem:
+    """A template syntax error: its message and the 1-based line inside the template."""
+
+    message: str
+    line: int
+
+
+def inspect(source: str) -> Usage | SyntaxProblem:
+    """Parses a template and lists what it uses, or says why it does not parse."""
+    try:
+        tree = _ENV.parse(source)
+    except TemplateSyntaxError as exc:
+        return SyntaxProblem(exc.message or "syntax error", exc.lineno)
+    lookups = [
+        (node.node.name, node.attr)
+        for node in tree.find_all(nodes.Getattr)
+        if isinstance(node.node, nodes.Name)
+    ]
+    lookups += [
+        (node.node.name, node.arg.value)
+        for node in tree.find_all(nodes.Getitem)
+        if isinstance(node.node, nodes.Name)
+        and isinstance(node.arg, nodes.Const)
+        and isinstance(node.arg.value, str)
+    ]
+    return Usage(frozenset(meta.find_undeclared_variables(tree)), tuple(lookups))

@@ -1,0 +1,250 @@
+"""The module HTTP API's wire shapes (spec/module-api.md): request schemas and parsing, ctx
+and paginationCtx, and the builders of every answer. A change of the contract is a change here."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from engine.errors import Code, CtxError, EngineError, RequestError
+from engine.schema import issues
+
+_NULLABLE_OBJECT = {"type": ["object", "null"]}
+_AUTH = {
+    "type": ["object", "null"],
+    "properties": {
+        "settings": _NULLABLE_OBJECT,
+        "awsSessionToken": _NULLABLE_OBJECT,
+        "gcAccessToken": _NULLABLE_OBJECT,
+    },
+}
+_CTX = {"type": "object", "required": ["kind"], "properties": {"kind": {"type": "string"}}}
+
+
+def _body(required: Sequence[str] = (), **properties: Any) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": list(required),
+        "properties": {"auth": _AUTH, **properties},
+    }
+
+
+# Request shapes by endpoint name; unknown fields are never an error (spec: General rules).
+REQUESTS: dict[str, dict[str, Any]] = {
+    "version": _body(),
+    "authSchema": _body(),
+    "authValidate": _body(settings=_NULLABLE_OBJECT),
+    "roots": _body(paginationCtx=_NULLABLE_OBJECT),
+    "resources": _body(["ctx"], ctx=_CTX, paginationCtx=_NULLABLE_OBJECT),
+    "configBackup": _body(["ctx"], ctx=_CTX),
+    "scenariosRestore": _body(
+        ["ctx"], ctx=_CTX, types={"type": ["array", "null"], "items": {"type": "string"}}
+    ),
+    "configRestore": _body(["ctx"], ctx=_CTX, scenario={"type": ["string", "null"]}),
+}
+
+ROLES = ("root", "resource", "backup", "restore", "export", "cleanup")
+PAGINATION_ROLE = "pagination"
+
+
+def parse_body(endpoint: str, raw: bytes) -> dict[str, Any]:
+    """The JSON body of a request to ``endpoint``, checked against its shape."""
+    if not raw.strip():
+        body: Any = {}
+    else:
+        try:
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise RequestError("the request body is not valid JSON") from exc
+    found = issues(REQUESTS[endpoint], body)
+    if found:
+        first = found[0]
+        raise RequestError(f"request body {first.pointer or '/'}: {first.message}")
+    result: dict[str, Any] = body
+    return result
+
+
+def settings_of(body: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The auth settings of a request: a top-level ``settings`` wins over ``auth.settings``."""
+    if body.get("settings") is not None:
+        return dict(body["settings"])
+    settings = (body.get("auth") or {}).get("settings")
+    return dict(settings) if settings is not None else None
+
+
+@dataclass(frozen=True)
+class Ctx:
+    """A parsed ctx: its role, the resource type it names, and its values."""
+
+    role: str
+    type: str
+    values: Mapping[str, Any]
+
+
+def build_ctx(
+    module_id: str, role: str, type_name: str, values: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The ctx of a resource (or pagination state) as the platform will hand it back."""
+    return {"kind": f"{role}@{module_id}", "type": type_name, "values": dict(values)}
+
+
+def parse_ctx(ctx: Any, module_id: str, roles: Sequence[str], *, field: str = "ctx") -> Ctx:
+    """Checks a ctx's kind against this module and the accepted roles; raises CtxError."""
+    if not isinstance(ctx, Mapping) or not isinstance(ctx.get("kind"), str):
+        raise CtxError(f"{field} must be an object with a string 'kind'")
+    role, _, owner = ctx["kind"].partition("@")
+    if owner != module_id:
+        raise CtxError(f"{field} belongs to module '{owner or '?'}', not '{module_id}'")
+    if role not in roles:
+        raise CtxError(f"{field} has role '{role}'; this endpoint takes: {', '.join(roles)}")
+    if not isinstance(ctx.get("type"), str) or not isinstance(ctx.get("values"), Mapping):
+        raise CtxError(f"{field} needs a string 'type' and an object 'values'")
+    return Ctx(role, ctx["type"], ctx["values"])
+
+
+def error_entry(
+    code: Code, description: str, *, resource: str | None = None, field: str | None = None
+) -> dict[str, Any]:
+    """One non-fatal Error of a response's ``errors`` list."""
+    entry: dict[str, Any] = {"code": str(code), "description": description}
+    if resource is not None:
+        entry["resource"] = resource
+    if field is not None:
+        entry["field"] = field
+    return entry
+
+
+def entry_of(error: EngineError) -> dict[str, Any]:
+    """The Error entry for an engine exception reported as non-fatal."""
+    return error_entry(error.code, error.message, resource=error.resource, field=error.field)
+
+
+def error_body(error: EngineError, payload: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The body of a fatal error answer."""
+    inner: dict[str, Any] = {"code": str(error.code), "description": error.message}
+    if payload is not None:
+        inner["payload"] = dict(payload)
+    return {"error": inner}
+
+
+def version_body(
+    identity: Mapping[str, Any], capabilities: Mapping[str, list[str]], engine_version: str
+) -> dict[str, Any]:
+    """The /api/version manifest."""
+    return {
+        "id": identity["id"],
+        "name": identity["name"],
+        "version": identity["version"],
+        "description": identity.get("description", ""),
+        "vendor": identity.get("vendor", ""),
+        "engineVersion": engine_version,
+        "capabilities": {
+            "auth": list(capabilities["auth"]),
+            "features": list(capabilities["features"]),
+            "supportedStorageTypes": list(capabilities["storage"]),
+        },
+    }
+
+
+def form_body(form: Mapping[str, Any]) -> dict[str, Any]:
+    """A form (auth, backup options, restore options) in its hycu-layout rendering."""
+    return {"columns": form["columns"], "payload": form["payload"]}
+
+
+def auth_schema_body(form: Mapping[str, Any]) -> dict[str, Any]:
+    """The /api/schemas/auth answer."""
+    return {"schemaType": "hycu-layout", "schema": form_body(form)}
+
+
+def validate_body(errors: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The /api/schemas/auth/validate answer."""
+    return {"valid": not errors, "errors": list(errors)}
+
+
+@dataclass(frozen=True)
+class ResourceFields:
+    """The platform fields of one listed resource (RootResource or Resource)."""
+
+    id: str | None
+    name: str
+    type: str
+    has_subresources: bool
+    can_backup: bool
+    ctx: Mapping[str, Any]
+    display_ctx: Mapping[str, str]
+    backup_seq_group: Any = None
+    restore_seq_group: Any = None
+    labels: Sequence[Mapping[str, str]] | None = None
+    location: Mapping[str, Any] | None = None
+
+
+def resource_body(fields: ResourceFields) -> dict[str, Any]:
+    """One RootResource/Resource on the wire."""
+    body: dict[str, Any] = {
+        "id": fields.id,
+        "name": fields.name,
+        "type": fields.type,
+        "hasSubresources": fields.has_subresources,
+        "canBackup": fields.can_backup,
+        "backupSeqGroup": fields.backup_seq_group,
+        "restoreSeqGroup": fields.restore_seq_group,
+        "ctx": dict(fields.ctx),
+        "displayCtx": dict(fields.display_ctx),
+    }
+    if fields.labels is not None:
+        body["labels"] = [dict(label) for label in fields.labels]
+    if fields.location is not None:
+        body["location"] = dict(fields.location)
+    return body
+
+
+def listing_body(
+    resources: Sequence[ResourceFields],
+    errors: Sequence[Mapping[str, Any]],
+    pagination: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The /api/roots and /api/resources answer."""
+    body: dict[str, Any] = {
+        "resources": [resource_body(each) for each in resources],
+        "errors": list(errors),
+    }
+    if pagination is not None:
+        body["paginationCtx"] = dict(pagination)
+    return body
+
+
+def exclusion_rule(
+    rule_id: str, name: str, ctx: Mapping[str, Any], children: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """One ExclusionRule of /api/config/backup."""
+    rule: dict[str, Any] = {"id": rule_id, "name": name, "ctx": dict(ctx)}
+    if children:
+        rule["subResources"] = list(children)
+    return rule
+
+
+def config_backup_body(
+    excludes: Sequence[Mapping[str, Any]], options: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The /api/config/backup answer."""
+    body: dict[str, Any] = {"possibleExcludes": list(excludes)}
+    if options is not None:
+        body["possibleOptions"] = form_body(options)
+    return body
+
+
+def scenarios_body(scenarios: Sequence[tuple[str, str, str]]) -> dict[str, Any]:
+    """The /api/scenarios/restore answer from (type, name, description) triples."""
+    return {
+        "restoreScenarios": [
+            {"type": kind, "name": name, "description": description}
+            for kind, name, description in scenarios
+        ]
+    }
+
+
+def config_restore_body(options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The /api/config/restore answer."""
+    return {"possibleOptions": form_body(options)} if options is not None else {}
