@@ -89,5 +89,5 @@ async def _connection_check(definition: Definition, saas: Saas) -> list[dict[str
     answer = await saas.send(spec["request"], names, place="/auth/check/request")
     if "expect" in spec and not select(spec["expect"], answer.json()):
         message = spec.get("message", f"the connection check found nothing at '{spec['expect']}'")
-        return [wire.error_entry(Code.SAAS_AUTH_FAILED, message)]
+        return [wire.error_entry(Code.SAAS_AUTH_FAILED, message, field=spec.get("field"))]
     return []

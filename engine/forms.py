@@ -27,7 +27,8 @@ Rule = Callable[[Field, Any], str | None]
 
 @dataclass(frozen=True)
 class FieldProblem:
-    """One submitted value that breaks its field's rules; ``message`` never holds the value."""
+    """One submitted value that breaks its field's rules; ``message`` ("is required") never holds
+    the value, and leaves naming the field (by its label) to the caller."""
 
     field: str | None
     key: str | None
@@ -79,7 +80,7 @@ def validate_values(
         return [FieldProblem(None, None, "the submitted values must be an object")]
     keys = _keys_by_field(form)
     return [
-        FieldProblem(field["id"], key, f"{_name(field)} {predicate}")
+        FieldProblem(field["id"], key, predicate)
         for field in fields(form)
         for key in keys.get(field["id"], [])
         for predicate in _check(field, values.get(key))
@@ -105,10 +106,6 @@ def _keys_by_field(form: Mapping[str, Any]) -> dict[str, list[str]]:
     for key, field_id in payload_fields(form).items():
         keys.setdefault(field_id, []).append(key)
     return keys
-
-
-def _name(field: Field) -> str:
-    return str(field.get("label") or field["id"])
 
 
 def _check(field: Field, value: Any) -> list[str]:

