@@ -50,6 +50,9 @@ def open_saas(
         raise SettingsError(
             f"the auth settings lack a value the connection needs ({exc.message})"
         ) from exc
+    except SaasError as exc:  # the base URL, rendered from the settings, is not usable
+        field = _base_url_field(definition)
+        raise SettingsError(f"the auth settings give {exc.message}", field=field) from exc
 
 
 def _base_url_field(definition: Definition) -> str | None:

@@ -19,7 +19,7 @@ from starlette.routing import Route
 from engine import wire
 from engine.client import new_pool
 from engine.definition import Definition
-from engine.errors import EngineError, NotFoundError, RequestError, UnauthorizedError
+from engine.errors import EngineError, MethodError, NotFoundError, UnauthorizedError
 from engine.redaction import guarding, scrub
 from engine.routes import ENDPOINTS, Call, Endpoint
 from engine.settings import Settings
@@ -89,9 +89,14 @@ async def _http_error(request: Request, exc: Exception) -> Response:
         return error_response(NotFoundError(f"no endpoint {request.url.path}"))
     if exc.status_code == 405:
         return error_response(
-            RequestError(f"{request.method} is not accepted on {request.url.path}")
+            MethodError(f"{request.method} is not accepted on {request.url.path}")
         )
     return error_response(EngineError(str(exc.detail)))
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.error("%s failed unexpectedly: %s", request.url.path, type(exc).__name__)
+    return error_response(EngineError("internal error; see the engine's log"))
 
 
 def create_app(definition: Definition, settings: Settings) -> Starlette:
@@ -108,7 +113,11 @@ def create_app(definition: Definition, settings: Settings) -> Starlette:
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        exception_handlers={EngineError: _engine_error, HTTPException: _http_error},
+        exception_handlers={
+            EngineError: _engine_error,
+            HTTPException: _http_error,
+            Exception: _unexpected,
+        },
     )
     app.state.definition = definition
     app.state.settings = settings

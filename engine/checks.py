@@ -102,7 +102,10 @@ class Checker:
         if name == "ctx" and pointer.startswith("/resources/"):
             kind = pointer.split("/")[2]
             parent = self.types.get(kind, {}).get("parent")
-            return ctx_keys(self.types, parent) if parent in self.types else []
+            if parent is None:
+                return []
+            # an unknown parent is reported once, at its reference; its keys are unknowable
+            return ctx_keys(self.types, parent) if parent in self.types else None
         return None
 
     # references ----------------------------------------------------------------------------
@@ -123,6 +126,14 @@ class Checker:
                 at_key=True,
             )
         self._scenario_types()
+        self._check_field()
+
+    def _check_field(self) -> None:
+        named = self.data.get("auth", {}).get("check", {}).get("field")
+        form = self.data.get("auth", {}).get("form")
+        ids = [field["id"] for field in forms.fields(form)] if form else []
+        if named is not None and named not in ids:
+            self.error("/auth/check/field", f"unknown form field '{named}'{suggest(named, ids)}")
 
     def _scenario_types(self) -> None:
         seen: set[str] = set()

@@ -7,20 +7,27 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import httpx
 
 from engine import credentials
 from engine.definition import Definition
-from engine.errors import SaasAuthError, SaasError
+from engine.errors import SaasAuthError, SaasError, TemplateError
 from engine.templating import render, render_tree
 
 log = logging.getLogger("engine.client")
 _AUTH_STATUSES = frozenset({401, 403})
+_SCHEMES = frozenset({"http", "https"})
+# What httpx cannot send in a header value (it encodes values as ASCII; CR/LF would split them)
+_BAD_HEADER_VALUE = re.compile(r"[^\t\x20-\x7e]")
+_TEXT = "text/plain; charset=utf-8"
+Origin = tuple[str, str, int | None]
 
 
 def new_pool(*, max_connections: int = 64) -> httpx.AsyncClient:
@@ -31,27 +38,58 @@ def new_pool(*, max_connections: int = 64) -> httpx.AsyncClient:
     return httpx.AsyncClient(limits=limits, follow_redirects=False, trust_env=False)
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 @dataclass(frozen=True)
 class Answer:
-    """A SaaS answer: status, headers, body, and the request's label for messages."""
+    """A SaaS answer: status, headers, body, the URL it came from, and the request's label."""
 
     label: str
     status: int
     headers: Mapping[str, str]
     body: bytes
     links: Mapping[str, str] = field(default_factory=dict)
+    url: str = ""
+
+    @cached_property
+    def _parsed(self) -> Any:
+        return json.loads(self.body, parse_constant=_reject_constant)
 
     def json(self) -> Any:
         """The body as JSON; a SaasError naming the request when it is not JSON."""
         try:
-            return json.loads(self.body)
-        except (ValueError, UnicodeDecodeError) as exc:
+            return self._parsed
+        except (ValueError, RecursionError) as exc:
             raise SaasError(f"{self.label}: the answer is not JSON") from exc
 
 
-def _origin(url: str) -> tuple[str, str]:
-    parts = urlsplit(url)
-    return parts.scheme.lower(), parts.netloc.lower()
+def _origin(url: str) -> Origin:
+    """Scheme, host and port (None for the scheme's default), as browsers compare origins."""
+    parsed = httpx.URL(url)
+    return parsed.scheme, parsed.host, parsed.port
+
+
+def _base_url(rendered: Any) -> str:
+    text = str(rendered).rstrip("/")
+    try:
+        parsed = httpx.URL(text)
+    except httpx.InvalidURL as exc:
+        raise SaasError("connection.baseUrl did not render to a valid URL") from exc
+    if parsed.scheme not in _SCHEMES or not parsed.host:
+        raise SaasError("connection.baseUrl did not render to an http(s) URL")
+    if parsed.query or parsed.fragment or "?" in text or "#" in text:
+        raise SaasError("connection.baseUrl must not carry a query string or fragment")
+    return text
+
+
+def merge_headers(*layers: Mapping[str, Any]) -> dict[str, str]:
+    """Header layers merged case-insensitively, later layers winning."""
+    merged: dict[str, tuple[str, str]] = {}
+    for layer in layers:
+        merged |= {name.lower(): (name, str(value)) for name, value in layer.items()}
+    return dict(merged.values())
 
 
 class Saas:
@@ -70,16 +108,12 @@ class Saas:
         self.gate = gate
         connection = definition.connection
         names = {"settings": self.settings}
-        self.base = str(render(connection["baseUrl"], names, place="/connection/baseUrl")).rstrip(
-            "/"
-        )
-        if _origin(self.base)[0] not in ("http", "https") or not urlsplit(self.base).hostname:
-            raise SaasError("connection.baseUrl did not render to an http(s) URL")
+        self.base = _base_url(render(connection["baseUrl"], names, place="/connection/baseUrl"))
         self.origin = _origin(self.base)
-        self.headers = dict(
-            render_tree(connection.get("headers", {}), names, place="/connection/headers")
+        self.headers = merge_headers(
+            render_tree(connection.get("headers", {}), names, place="/connection/headers"),
+            credentials.headers_for(connection.get("auth"), names),
         )
-        self.headers |= credentials.headers_for(connection.get("auth"), names)
         timeouts = definition.timeouts
         self.timeout = httpx.Timeout(timeouts["read"], connect=timeouts["connect"])
 
@@ -99,19 +133,38 @@ class Saas:
         query = {key: value for key, value in query.items() if value is not None} | dict(
             params or {}
         )
-        headers = render_tree(spec.get("headers", {}), names, place=f"{place}/headers")
         content, body_headers = _content(spec, names, place)
-        url = self.base + path
+        headers = merge_headers(body_headers, self._request_headers(spec, names, place))
+        url = self._within_origin(self.base + path, label, "the request path")
         return await self._exchange(
-            method, url, label, query=query, headers=headers | body_headers, content=content
+            method, url, label, query=query, headers=headers, content=content
         )
 
-    async def follow(self, url: str, label: str) -> Answer:
-        """GETs a next-page URL given by the SaaS; refused when it leaves the base URL's origin."""
-        absolute = urljoin(self.base + "/", url)
-        if _origin(absolute) != self.origin:
-            raise SaasError(f"{label}: refused to follow a next-page URL to another origin")
-        return await self._exchange("GET", absolute, label, query={}, headers={}, content=None)
+    async def follow(
+        self, url: str, label: str, spec: Mapping[str, Any], names: Mapping[str, Any], *, place: str
+    ) -> Answer:
+        """GETs a next-page URL given by the SaaS, with the list request's own headers."""
+        absolute = self.resolve(url, label)
+        headers = self._request_headers(spec, names, place)
+        return await self._exchange("GET", absolute, label, query={}, headers=headers, content=None)
+
+    def resolve(self, url: str, label: str) -> str:
+        """The absolute form of a URL the SaaS gave; SaasError when it leaves the base's origin."""
+        return self._within_origin(urljoin(self.base + "/", url), label, "a next-page URL")
+
+    def _within_origin(self, url: str, label: str, what: str) -> str:
+        try:
+            same = _origin(url) == self.origin
+        except httpx.InvalidURL as exc:
+            raise SaasError(f"{label}: {what} is not a valid URL") from exc
+        if not same:
+            raise SaasError(f"{label}: refused: {what} leaves the origin of the base URL")
+        return url
+
+    def _request_headers(
+        self, spec: Mapping[str, Any], names: Mapping[str, Any], place: str
+    ) -> dict[str, str]:
+        return merge_headers(render_tree(spec.get("headers", {}), names, place=f"{place}/headers"))
 
     async def _exchange(
         self,
@@ -120,10 +173,11 @@ class Saas:
         label: str,
         *,
         query: Mapping[str, Any],
-        headers: Mapping[str, Any],
+        headers: Mapping[str, str],
         content: bytes | None,
     ) -> Answer:
-        request_headers = self.headers | {key: str(value) for key, value in headers.items()}
+        request_headers = merge_headers(self.headers, headers)
+        _check_headers(label, request_headers)
         params = {key: _query_value(value) for key, value in query.items()}
         async with self.gate:
             try:
@@ -139,18 +193,40 @@ class Saas:
                 raise SaasError(f"{label}: the SaaS did not answer in time") from exc
             except httpx.HTTPError as exc:
                 raise SaasError(f"{label}: cannot reach the SaaS ({_reason(exc)})") from exc
+            except httpx.InvalidURL as exc:
+                raise SaasError(f"{label}: the request URL is not valid") from exc
         log.debug("saas %s -> %s", label, response.status_code)
         return _answer(label, response)
+
+
+def _check_headers(label: str, headers: Mapping[str, str]) -> None:
+    for name, value in headers.items():
+        if _BAD_HEADER_VALUE.search(value):
+            raise SaasError(
+                f"{label}: the value of header '{name}' holds a character HTTP cannot carry"
+                " (non-ASCII or a line break)"
+            )
 
 
 def _answer(label: str, response: httpx.Response) -> Answer:
     status = response.status_code
     if status in _AUTH_STATUSES:
         raise SaasAuthError(f"{label}: the SaaS refused the credentials (HTTP {status})")
+    if 300 <= status < 400:
+        raise SaasError(f"{label}: the SaaS answered HTTP {status} (redirects are not followed)")
     if status >= 400:
         raise SaasError(f"{label}: the SaaS answered HTTP {status}")
-    links = {str(rel): str(link.get("url", "")) for rel, link in response.links.items()}
-    return Answer(label, status, response.headers, response.content, links)
+    url = str(response.request.url)
+    return Answer(label, status, response.headers, response.content, _links(response), url)
+
+
+def _links(response: httpx.Response) -> dict[str, str]:
+    """Link header targets by relation; one link may carry several (``rel="next last"``)."""
+    found: dict[str, str] = {}
+    for link in response.links.values():
+        for rel in str(link.get("rel", "")).split():
+            found.setdefault(rel.lower(), str(link.get("url", "")))
+    return found
 
 
 def _reason(exc: httpx.HTTPError) -> str:
@@ -174,5 +250,9 @@ def _content(
         return None, {}
     body = render_tree(spec["body"], names, place=f"{place}/body")
     if isinstance(body, str):
-        return body.encode(), {}
-    return json.dumps(body).encode(), {"Content-Type": "application/json"}
+        return body.encode(), {"Content-Type": _TEXT}
+    try:
+        text = json.dumps(body, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TemplateError("the body did not render to plain JSON", place=f"{place}/body") from exc
+    return text.encode(), {"Content-Type": "application/json"}

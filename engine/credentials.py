@@ -7,6 +7,7 @@ import base64
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from engine.errors import TemplateError
 from engine.templating import render
 
 Apply = Callable[[Mapping[str, Any], Mapping[str, Any]], dict[str, str]]
@@ -16,16 +17,23 @@ def _none(spec: Mapping[str, Any], names: Mapping[str, Any]) -> dict[str, str]:
     return {}
 
 
+def _value(spec: Mapping[str, Any], key: str, names: Mapping[str, Any]) -> str:
+    """One credential rendered to text; a TemplateError when it renders to nothing."""
+    place = f"/connection/auth/{key}"
+    value = render(spec[key], names, place=place)
+    if value is None:
+        raise TemplateError("rendered to null", place=place)
+    return str(value)
+
+
 def _basic(spec: Mapping[str, Any], names: Mapping[str, Any]) -> dict[str, str]:
-    user = str(render(spec["username"], names, place="/connection/auth/username"))
-    password = str(render(spec["password"], names, place="/connection/auth/password"))
+    user, password = _value(spec, "username", names), _value(spec, "password", names)
     token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
     return {"Authorization": f"Basic {token}"}
 
 
 def _bearer(spec: Mapping[str, Any], names: Mapping[str, Any]) -> dict[str, str]:
-    token = str(render(spec["token"], names, place="/connection/auth/token"))
-    return {"Authorization": f"Bearer {token}"}
+    return {"Authorization": f"Bearer {_value(spec, 'token', names)}"}
 
 
 KINDS: dict[str, Apply] = {"none": _none, "basic": _basic, "bearer": _bearer}

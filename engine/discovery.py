@@ -35,31 +35,6 @@ def resolve_ctx(
     return kind, dict(ctx.values)
 
 
-def _resume(
-    definition: Definition, raw: Any, kinds: Sequence[ResourceType]
-) -> tuple[int, pagination.Step] | None:
-    if raw is None:
-        return None
-    ctx = wire.parse_ctx(raw, definition.id, [wire.PAGINATION_ROLE], field="paginationCtx")
-    names = [kind.name for kind in kinds]
-    step = ctx.values.get("step")
-    if ctx.type not in names:
-        raise CtxError(f"paginationCtx names type '{ctx.type}', which is not listed here")
-    if not _is_step(step):
-        raise CtxError("paginationCtx holds no valid listing position")
-    return names.index(ctx.type), dict(step or {})
-
-
-def _is_step(step: Any) -> bool:
-    return (
-        isinstance(step, dict)
-        and isinstance(step.get("pages"), int)
-        and isinstance(step.get("params"), dict)
-        and isinstance(step.get("url"), str | None)
-        and isinstance(step.get("seen", []), list)
-    )
-
-
 @dataclass
 class _Listing:
     """What one listing call has gathered so far."""
@@ -91,19 +66,42 @@ class Lister:
         self, kinds: Sequence[ResourceType], parent: Mapping[str, Any], raw: Any
     ) -> dict[str, Any]:
         """Lists ``kinds`` under ``parent`` from the position in ``raw`` (a paginationCtx)."""
-        start = _resume(self.definition, raw, kinds)
+        start = self._resume(kinds, parent, raw)
         index, step = start if start is not None else (0, None)
         state = _Listing()
         while index < len(kinds):
             kind = kinds[index]
             step = step if step is not None else pagination.first(kind.pagination)
             if state.fetched == self.budget:
-                position = {"step": step}
+                position = {"step": step, "parent": dict(parent)}
                 more = wire.build_ctx(self.definition.id, wire.PAGINATION_ROLE, kind.name, position)
                 return wire.listing_body(state.resources, state.errors, more)
             step = await self._page(kind, parent, step, state)
             index += 1 if step is None else 0
         return wire.listing_body(state.resources, state.errors, None)
+
+    def _resume(
+        self, kinds: Sequence[ResourceType], parent: Mapping[str, Any], raw: Any
+    ) -> tuple[int, pagination.Step] | None:
+        """Where a paginationCtx says the listing stopped; CtxError when it does not fit here."""
+        if raw is None:
+            return None
+        ctx = wire.parse_ctx(raw, self.definition.id, [wire.PAGINATION_ROLE], field="paginationCtx")
+        names = [kind.name for kind in kinds]
+        if ctx.type not in names:
+            raise CtxError(f"paginationCtx names type '{ctx.type}', which is not listed here")
+        if ctx.values.get("parent", {}) != parent:
+            raise CtxError("paginationCtx belongs to the listing of another ctx")
+        kind = kinds[names.index(ctx.type)]
+        step: Any = ctx.values.get("step")
+        if not pagination.valid(kind.pagination, step):
+            raise CtxError("paginationCtx holds no valid listing position")
+        if step["url"] is not None:
+            try:
+                self.saas.resolve(step["url"], "paginationCtx")
+            except SaasError as exc:
+                raise CtxError(exc.message) from exc
+        return names.index(ctx.type), dict(step)
 
     async def _page(
         self, kind: ResourceType, parent: Mapping[str, Any], step: pagination.Step, state: _Listing
@@ -121,29 +119,38 @@ class Lister:
             return None
         self._map(kind, records, parent, state)
         try:
-            return pagination.advance(kind.pagination, step, answer, records)
+            return self._checked(pagination.advance(kind.pagination, step, answer, records), answer)
         except (PaginationStopped, SaasError) as exc:
             state.errors.append(wire.entry_of(exc))
             return None
 
+    def _checked(self, step: pagination.Step | None, answer: Answer) -> pagination.Step | None:
+        """``step``, refused (SaasError) before any request when its URL leaves the origin."""
+        if step is not None and step["url"] is not None:
+            step["url"] = self.saas.resolve(step["url"], answer.label)
+        return step
+
     async def _fetch(
         self, kind: ResourceType, parent: Mapping[str, Any], step: pagination.Step
     ) -> Answer:
-        if step.get("url"):
-            label = f"GET {kind.request['path']} (page {step['pages'] + 1})"
-            return await self.saas.follow(step["url"], label)
         names = {"settings": self.saas.settings, "ctx": parent}
         place = f"/resources/{kind.name}/list/request"
+        if step.get("url"):
+            label = f"GET {kind.request['path']} (page {step['pages'] + 1})"
+            return await self.saas.follow(step["url"], label, kind.request, names, place=place)
         return await self.saas.send(kind.request, names, place=place, params=step["params"])
 
     def _records(self, kind: ResourceType, answer: Answer, state: _Listing) -> list[Any] | None:
+        selector = f"the records selector '{kind.records}'"
         try:
             records = select(kind.records, answer.json())
         except SaasError as exc:
-            state.errors.append(wire.entry_of(exc))
+            state.errors.append(
+                wire.entry_of(SaasError(f"{exc.message}, so {selector} cannot apply"))
+            )
             return None
         if not isinstance(records, list):
-            message = f"{answer.label}: the selector '{kind.records}' found no list in the answer"
+            message = f"{answer.label}: {selector} found no list in the answer"
             state.errors.append(wire.entry_of(SaasError(message)))
             return None
         return records

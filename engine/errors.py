@@ -6,6 +6,8 @@ Every exception the engine raises on purpose derives from ``EngineError``::
     +-- DefinitionError         a module definition has problems (CLI exit 1; serve refuses)
     +-- RequestError            a bad request body or field (400 BAD_REQUEST)
     |   +-- CtxError            a ctx of another module, unknown role, missing values (400 BAD_CTX)
+    |   +-- MethodError         a method the endpoint does not take (405 BAD_REQUEST)
+    |   +-- PathError           a storage path or URL that is malformed or leaves its root (400)
     +-- UnauthorizedError       missing or wrong ENGINE_API_TOKEN (401 UNAUTHORIZED)
     +-- NotFoundError           unknown endpoint or undeclared feature (404 NOT_FOUND)
     +-- SettingsError           auth settings break the form's rules (422 INVALID_SETTINGS)
@@ -13,6 +15,10 @@ Every exception the engine raises on purpose derives from ``EngineError``::
     +-- SaasError               the SaaS failed or answered nonsense (502 SAAS_ERROR)
     |   +-- SaasAuthError       the SaaS refused the credentials (502 SAAS_AUTH_FAILED)
     +-- PaginationStopped       a pagination safety rule stopped a listing (non-fatal)
+    +-- StorageNotAllowed       a storage URL outside ENGINE_STORAGE_ALLOW (403 STORAGE_NOT_ALLOWED)
+    +-- StorageError            storage unreachable or failing (503 STORAGE_ERROR)
+    |   +-- ObjectNotFound      an object to read does not exist (503 STORAGE_ERROR)
+    |   +-- ChecksumMismatch    an object differs from its record (500 CHECKSUM_MISMATCH)
     +-- ConfigError             a bad ENGINE_* setting (CLI exit 2)
 
 Each class knows its wire ``code`` and HTTP ``status``; messages never hold secrets.
@@ -87,6 +93,12 @@ class UnauthorizedError(EngineError):
     status = 401
 
 
+class MethodError(RequestError):
+    """Raised for an HTTP method the endpoint does not take (every endpoint but two is POST)."""
+
+    status = 405
+
+
 class NotFoundError(EngineError):
     """Raised for an unknown endpoint or a feature the module does not declare."""
 
@@ -126,6 +138,44 @@ class PaginationStopped(EngineError):
     """Raised (and reported as non-fatal) when a pagination safety rule stops a listing."""
 
     code = Code.PAGINATION_STOPPED
+
+
+class PathError(RequestError):
+    """Raised for a storage path or URL that is malformed or would leave its root."""
+
+    def __init__(self, message: str, *, template: str | None = None) -> None:
+        super().__init__(message)
+        self.template = template
+
+
+class StorageNotAllowed(EngineError):
+    """Raised for a storage URL outside ENGINE_STORAGE_ALLOW, or of a protocol never storage."""
+
+    code = Code.STORAGE_NOT_ALLOWED
+    status = 403
+
+
+class StorageError(EngineError):
+    """Raised when storage fails or is unreachable; names the URL (no credentials), the action."""
+
+    code = Code.STORAGE_ERROR
+    status = 503
+
+    def __init__(self, message: str, *, url: str, path: str | None = None) -> None:
+        super().__init__(message)
+        self.url = url
+        self.path = path
+
+
+class ObjectNotFound(StorageError):
+    """Raised when an object to read (or its bucket) does not exist."""
+
+
+class ChecksumMismatch(StorageError):
+    """Raised when a stored object's size or SHA-256 differs from its record."""
+
+    code = Code.CHECKSUM_MISMATCH
+    status = 500
 
 
 class ConfigError(EngineError):

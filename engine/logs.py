@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
+from typing import TextIO
 
 from engine.redaction import RedactingFilter, scrub
 
@@ -30,9 +31,9 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
-def configure(level: str) -> None:
-    """Sends every engine and server log line to stderr as JSON, secrets masked."""
-    handler = logging.StreamHandler(sys.stderr)
+def configure(level: str, stream: TextIO | None = None) -> None:
+    """Sends every engine and server log line to ``stream`` (stderr) as JSON, secrets masked."""
+    handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter())
     handler.addFilter(RedactingFilter())
     root = logging.getLogger()

@@ -4,22 +4,39 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from engine.definition import ResourceType
 from engine.errors import EngineError
 from engine.templating import render, render_tree
-from engine.wire import ResourceFields, build_ctx
+from engine.wire import ResourceFields, build_ctx, resource_body
 
 _MAX_LABEL_KEY = 255
+_FLAGS = {"true": True, "false": False}
 
 
 class MappingError(EngineError):
     """Raised when an item cannot be mapped (a template fails, a value has the wrong shape)."""
 
 
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value)
+def _text(value: Any, place: str) -> str:
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise MappingError(f"{place}: rendered {type(value).__name__}, not text") from exc
+
+
+def _flag(value: Any, place: str) -> bool:
+    """A boolean field: true/false, or the text "true"/"false" a string template renders."""
+    if isinstance(value, bool):
+        return value
+    text = value.strip().lower() if isinstance(value, str) else None
+    if text in _FLAGS:
+        return _FLAGS[text]
+    raise MappingError(f"{place}: must be true or false, not {type(value).__name__} {value!r}")
 
 
 def keep(kind: ResourceType, item: Any, parent: Mapping[str, Any], pointer: str) -> bool:
@@ -30,38 +47,62 @@ def keep(kind: ResourceType, item: Any, parent: Mapping[str, Any], pointer: str)
     return bool(render(rule, {"ctx": parent, "item": item}, place=f"{pointer}/list/filter"))
 
 
+@dataclass(frozen=True)
+class _Fields:
+    """A type's resource mapping as seen by one item: renders a field and checks its shape."""
+
+    spec: Mapping[str, Any]
+    names: Mapping[str, Any]
+    place: str
+
+    def raw(self, key: str, default: Any = None) -> Any:
+        if key not in self.spec:
+            return default
+        return render_tree(self.spec[key], self.names, place=f"{self.place}/{key}")
+
+    def text(self, key: str) -> str | None:
+        value = self.raw(key)
+        return None if value is None else _text(value, f"{self.place}/{key}")
+
+    def name(self) -> str:
+        value = self.text("name")
+        if not value:
+            raise MappingError(f"{self.place}/name: rendered an empty name")
+        return value
+
+    def flag(self, key: str, default: bool) -> bool:
+        return _flag(self.raw(key, default), f"{self.place}/{key}")
+
+    def texts(self, key: str) -> dict[str, str]:
+        value = self.raw(key) or {}
+        return {name: _text(each, f"{self.place}/{key}/{name}") for name, each in value.items()}
+
+
 def map_item(
     module_id: str, kind: ResourceType, item: Any, parent: Mapping[str, Any]
 ) -> ResourceFields:
     """The platform fields of one item of ``kind`` listed under the ctx values ``parent``."""
     base = f"/resources/{kind.name}"
     names = {"ctx": parent, "item": item}
-    spec = kind.mapping
-
-    def field(key: str, default: Any = None) -> Any:
-        return (
-            render_tree(spec[key], names, place=f"{base}/resource/{key}")
-            if key in spec
-            else default
-        )
-
     values = dict(parent) | render_tree(dict(kind.ctx), names, place=f"{base}/ctx")
-    _check_json(values, f"{base}/ctx")
+    _check_json(values, f"{base}/ctx", "a ctx value")
     role = "root" if kind.parent is None else "resource"
-    ident = field("id")
-    return ResourceFields(
-        id=None if ident is None else _text(ident),
-        name=_text(field("name")),
-        type=str(spec.get("type", kind.name)),
-        has_subresources=bool(field("hasSubresources", bool(kind.children))),
-        can_backup=bool(field("canBackup", True)),
+    spec = _Fields(kind.mapping, names, f"{base}/resource")
+    fields = ResourceFields(
+        id=spec.text("id"),
+        name=spec.name(),
+        type=str(kind.mapping.get("type", kind.name)),
+        has_subresources=spec.flag("hasSubresources", bool(kind.children)),
+        can_backup=spec.flag("canBackup", True),
         ctx=build_ctx(module_id, role, kind.name, values),
-        display_ctx={key: _text(value) for key, value in (field("displayCtx") or {}).items()},
-        backup_seq_group=field("backupSeqGroup"),
-        restore_seq_group=field("restoreSeqGroup"),
-        labels=_labels(field("labels"), f"{base}/resource/labels"),
-        location=field("location"),
+        display_ctx=spec.texts("displayCtx"),
+        backup_seq_group=spec.raw("backupSeqGroup"),
+        restore_seq_group=spec.raw("restoreSeqGroup"),
+        labels=_labels(spec.raw("labels"), f"{base}/resource/labels"),
+        location=spec.raw("location"),
     )
+    _check_json(resource_body(fields), f"{base}/resource", "a resource field")
+    return fields
 
 
 def _labels(value: Any, place: str) -> list[dict[str, str]] | None:
@@ -71,14 +112,14 @@ def _labels(value: Any, place: str) -> list[dict[str, str]] | None:
         isinstance(x, Mapping) and {"key", "value"} <= x.keys() for x in value
     ):
         raise MappingError(f"{place}: labels must be a list of {{key, value}}")
-    labels = [{"key": _text(x["key"]), "value": _text(x["value"])} for x in value]
+    labels = [{"key": _text(x["key"], place), "value": _text(x["value"], place)} for x in value]
     if any(len(label["key"]) > _MAX_LABEL_KEY for label in labels):
         raise MappingError(f"{place}: a label key is longer than {_MAX_LABEL_KEY} characters")
     return labels
 
 
-def _check_json(values: Mapping[str, Any], place: str) -> None:
+def _check_json(values: Mapping[str, Any], place: str, what: str) -> None:
     try:
-        json.dumps(values)
+        json.dumps(values, allow_nan=False)
     except (TypeError, ValueError) as exc:
-        raise MappingError(f"{place}: a ctx value is not plain JSON") from exc
+        raise MappingError(f"{place}: {what} is not plain JSON") from exc

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+from urllib.parse import urljoin
 
 from engine.client import Answer
-from engine.errors import PaginationStopped
+from engine.errors import PaginationStopped, SaasError
 from engine.selectors import select
 
 DEFAULT_MAX_PAGES = 1000
@@ -24,19 +25,41 @@ def first(rule: Mapping[str, Any]) -> Step:
     return {"pages": 0, "params": params, "url": None}
 
 
+def valid(rule: Mapping[str, Any], step: Any) -> bool:
+    """Whether ``step``, as a paginationCtx hands it back, is a position in ``rule``'s listing."""
+    if not (
+        isinstance(step, dict)
+        and _is_count(step.get("pages"))
+        and isinstance(step.get("params"), dict)
+        and isinstance(step.get("url"), str | None)
+        and isinstance(step.get("seen", []), list)
+        and all(isinstance(token, str) for token in step.get("seen", []))
+    ):
+        return False
+    counters = [name(rule) for name in _COUNTERS.get(rule["kind"], ())]
+    return all(_is_count(step["params"].get(counter)) for counter in counters)
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def advance(
     rule: Mapping[str, Any], step: Step, answer: Answer, records: Sequence[Any]
 ) -> Step | None:
     """The step after ``step`` given its page, or None when the listing is complete.
 
     Raises PaginationStopped when a safety rule (page cap, repeated cursor or URL, an empty
-    page that still names a next page) ends the listing early."""
+    page that still names a next page) ends the listing early, and SaasError when the page
+    names its successor with something that is neither a cursor nor a URL."""
     following = _KINDS[rule["kind"]](rule, step, answer, records)
     if following is None:
         return None
     cap = int(rule.get("maxPages", DEFAULT_MAX_PAGES))
     if following["pages"] >= cap:
-        raise PaginationStopped(f"{answer.label}: pagination stopped at the page cap ({cap} pages)")
+        raise PaginationStopped(
+            f"{answer.label}: pagination stopped: the page cap (maxPages {cap}) was reached"
+        )
     return following
 
 
@@ -53,48 +76,62 @@ def _none(
 def _offset(
     rule: Mapping[str, Any], step: Step, answer: Answer, records: Sequence[Any]
 ) -> Step | None:
-    limit = int(rule["limit"])
-    if len(records) < limit:
+    # Only an empty page ends the listing: a SaaS that caps the limit below the one asked for
+    # answers short pages, and stopping on one would silently lose the rest.
+    if not records:
         return None
     offset_param = rule.get("offsetParam", "offset")
-    offset = int(step["params"].get(offset_param, 0)) + limit
-    return _next(step, params={offset_param: offset, rule.get("limitParam", "limit"): limit})
+    offset = int(step["params"].get(offset_param, 0)) + len(records)
+    return _next(
+        step, params={offset_param: offset, rule.get("limitParam", "limit"): rule["limit"]}
+    )
 
 
 def _page(
     rule: Mapping[str, Any], step: Step, answer: Answer, records: Sequence[Any]
 ) -> Step | None:
-    size = rule.get("size")
-    if not records or (size is not None and len(records) < int(size)):
+    if not records:  # as for offsets: a short page may only mean the SaaS caps the size
         return None
     page_param = rule.get("pageParam", "page")
     params = dict(step["params"]) | {page_param: int(step["params"][page_param]) + 1}
     return _next(step, params=params)
 
 
+def _token(value: Any, source: str, answer: Answer) -> str | None:
+    """A next cursor or URL as text; None (also for "" and false) ends the listing."""
+    if value is None or value == "" or value is False:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        found = type(value).__name__
+        raise SaasError(f"{answer.label}: {source} found a {found}, not a cursor or URL")
+    return str(value)
+
+
 def _token_step(
-    rule: Mapping[str, Any],
     step: Step,
     answer: Answer,
     records: Sequence[Any],
     *,
-    token: Any,
-    what: str,
+    token: str | None,
+    param: str | None,
 ) -> Step | None:
-    if token in (None, ""):
+    """The step to a cursor (sent as query ``param``) or, without ``param``, to a next URL."""
+    if token is None:
         return None
-    token = str(token)
+    what = "cursor" if param is not None else "URL"
+    if param is None and answer.url:
+        token = urljoin(answer.url, token)  # RFC 3986: relative to the page that named it
     if not records:
         raise PaginationStopped(
             f"{answer.label}: pagination stopped: an empty page still names a next {what}"
         )
     seen = list(step.get("seen", []))
-    if token in seen or token == step.get("url"):
-        raise PaginationStopped(f"{answer.label}: pagination stopped: the next {what} repeated")
-    if what == "cursor":
-        following = _next(step, params={rule["param"]: token})
-    else:
-        following = _next(step, url=token)
+    current = [step["params"].get(param)] if param is not None else [step.get("url"), answer.url]
+    if token in seen or token in current:
+        raise PaginationStopped(
+            f"{answer.label}: pagination stopped: the next {what} repeats an earlier one"
+        )
+    following = _next(step, params={param: token}) if param is not None else _next(step, url=token)
     following["seen"] = [*seen, token][-_SEEN:]
     return following
 
@@ -102,33 +139,33 @@ def _token_step(
 def _cursor(
     rule: Mapping[str, Any], step: Step, answer: Answer, records: Sequence[Any]
 ) -> Step | None:
-    return _token_step(
-        rule, step, answer, records, token=select(rule["cursor"], answer.json()), what="cursor"
-    )
+    source = f"the cursor selector '{rule['cursor']}'"
+    token = _token(select(rule["cursor"], answer.json()), source, answer)
+    return _token_step(step, answer, records, token=token, param=rule["param"])
 
 
 def _next_url(
     rule: Mapping[str, Any], step: Step, answer: Answer, records: Sequence[Any]
 ) -> Step | None:
-    return _token_step(
-        rule, step, answer, records, token=select(rule["url"], answer.json()), what="URL"
-    )
+    source = f"the next-page selector '{rule['url']}'"
+    token = _token(select(rule["url"], answer.json()), source, answer)
+    return _token_step(step, answer, records, token=token, param=None)
 
 
 def _header(
     rule: Mapping[str, Any], step: Step, answer: Answer, records: Sequence[Any]
 ) -> Step | None:
-    return _token_step(
-        rule, step, answer, records, token=answer.headers.get(rule["header"]), what="URL"
-    )
+    source = f"the header '{rule['header']}'"
+    token = _token(answer.headers.get(rule["header"]), source, answer)
+    return _token_step(step, answer, records, token=token, param=None)
 
 
 def _link(
     rule: Mapping[str, Any], step: Step, answer: Answer, records: Sequence[Any]
 ) -> Step | None:
-    return _token_step(
-        rule, step, answer, records, token=answer.links.get(rule.get("rel", "next")), what="URL"
-    )
+    rel = str(rule.get("rel", "next")).lower()
+    token = _token(answer.links.get(rel), f"the Link rel '{rel}'", answer)
+    return _token_step(step, answer, records, token=token, param=None)
 
 
 _KINDS: dict[str, Advance] = {
@@ -150,4 +187,10 @@ _FIRST_PARAMS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
         {rule.get("pageParam", "page"): rule.get("first", 1)}
         | ({rule["sizeParam"]: rule["size"]} if "sizeParam" in rule else {})
     ),
+}
+
+# The query parameters that a kind counts with: a resumed step must hold them as numbers.
+_COUNTERS: dict[str, tuple[Callable[[Mapping[str, Any]], str], ...]] = {
+    "offset": (lambda rule: str(rule.get("offsetParam", "offset")),),
+    "page": (lambda rule: str(rule.get("pageParam", "page")),),
 }

@@ -3,11 +3,13 @@ options is a secret, scrubbed from any text the engine writes while that request
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 MASK = "***"
 # Shorter values would mask ordinary words in messages; forms should require longer secrets.
@@ -15,27 +17,37 @@ _MIN_LENGTH = 3
 _SECRETS: ContextVar[tuple[str, ...]] = ContextVar("engine_secrets", default=())
 
 
+def _spellings(secret: str) -> set[str]:
+    """A secret as text may show it: verbatim, URL-encoded (query strings), JSON-escaped."""
+    return {secret, quote(secret, safe=""), quote_plus(secret), json.dumps(secret)[1:-1]}
+
+
+def _longest_first(values: set[str]) -> tuple[str, ...]:
+    # A secret that contains another must be masked first, or its remainder would show.
+    return tuple(sorted(values, key=lambda text: (-len(text), text)))
+
+
 def secret_values(*trees: Any) -> tuple[str, ...]:
-    """Every string and number leaf of ``trees``, longest first."""
+    """Every string and number leaf of ``trees``, in each of its spellings, longest first."""
     found: set[str] = set()
     stack = list(trees)
     while stack:
         node = stack.pop()
-        if isinstance(node, dict):
+        if isinstance(node, Mapping):
             stack.extend(node.values())
-        elif isinstance(node, list):
+        elif isinstance(node, list | tuple):
             stack.extend(node)
         elif isinstance(node, str | int | float) and not isinstance(node, bool):
             text = str(node)
             if len(text) >= _MIN_LENGTH:
-                found.add(text)
-    return tuple(sorted(found, key=len, reverse=True))
+                found |= _spellings(text)
+    return _longest_first(found)
 
 
 @contextmanager
 def guarding(*trees: Any) -> Iterator[None]:
     """Scrubs the secret values of ``trees`` from errors and logs inside the block."""
-    token = _SECRETS.set(_SECRETS.get() + secret_values(*trees))
+    token = _SECRETS.set(_longest_first({*_SECRETS.get(), *secret_values(*trees)}))
     try:
         yield
     finally:

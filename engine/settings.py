@@ -3,9 +3,11 @@ The table below is the one list of them; the README's table mirrors it."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +24,22 @@ class Variable:
     help: str
 
 
+def _whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError as exc:
+        raise ValueError(f"must be a whole number, not {text!r}") from exc
+
+
 def _positive(text: str) -> int:
-    value = int(text)
+    value = _whole(text)
     if value < 1:
         raise ValueError("must be at least 1")
     return value
 
 
 def _port(text: str) -> int:
-    value = int(text)
+    value = _whole(text)
     if not 0 <= value <= 65535:
         raise ValueError("must be a port number (0-65535)")
     return value
@@ -41,6 +50,48 @@ def _level(text: str) -> str:
         raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
     return text.upper()
 
+
+def _file_url(text: str) -> str:
+    """A local folder (a path or a file:// URL) as an absolute file:// URL."""
+    path = text.removeprefix("file://")
+    if "://" in path:
+        raise ValueError("must be a local folder (a path or a file:// URL)")
+    return f"file://{Path(path).expanduser().resolve()}"
+
+
+def _prefixes(text: str) -> tuple[str, ...]:
+    """A comma-separated list of storage URL prefixes."""
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:  # its message names a position, never the content
+        raise ValueError(f"must be a JSON object: {exc}") from exc
+    if not isinstance(value, dict):
+        raise ValueError("must be a JSON object")
+    return value
+
+
+def _storage_options(text: str) -> dict[str, dict[str, Any]]:
+    """A JSON object of storage options per protocol; the error never echoes a value."""
+    value = _json_object(text)
+    if not all(isinstance(options, dict) for options in value.values()):
+        raise ValueError('must map each protocol to an object of options, e.g. {"s3": {...}}')
+    return value
+
+
+def _storage_classes(text: str) -> dict[str, str]:
+    """A JSON object from protocol to "module:Class" of an fsspec filesystem."""
+    value = _json_object(text)
+    for protocol, name in value.items():
+        if not isinstance(name, str) or not _CLASS_NAME.fullmatch(name):
+            raise ValueError(f'{protocol}: must be "module:Class", not {name!r}')
+    return value
+
+
+_CLASS_NAME = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*")
 
 VARIABLES: dict[str, Variable] = {
     "module": Variable(
@@ -66,6 +117,28 @@ VARIABLES: dict[str, Variable] = {
         "ENGINE_MAX_CONNECTIONS", "64", _positive, "Size of the outbound HTTP connection pool."
     ),
     "log_level": Variable("ENGINE_LOG_LEVEL", "INFO", _level, "Log level of the JSON logs."),
+    "backup_dir": Variable(
+        "ENGINE_BACKUP_DIR", "./backups", _file_url, "The local backup folder (a file:// URL)."
+    ),
+    "storage_allow": Variable(
+        "ENGINE_STORAGE_ALLOW",
+        None,
+        _prefixes,
+        "Comma-separated storage URL prefixes a request may name "
+        "(default: the local backup folder and `memory://`).",
+    ),
+    "storage_options": Variable(
+        "ENGINE_STORAGE_OPTIONS",
+        None,
+        _storage_options,
+        'Default storage options per protocol, a JSON object: `{"s3": {"client_kwargs": {...}}}`.',
+    ),
+    "storage_classes": Variable(
+        "ENGINE_STORAGE_CLASSES",
+        None,
+        _storage_classes,
+        'Custom fsspec filesystems, a JSON object: `{"protocol": "module:Class"}`.',
+    ),
 }
 
 
@@ -80,6 +153,15 @@ class Settings:
     pages_per_call: int = 10
     max_connections: int = 64
     log_level: str = "INFO"
+    backup_dir: str = field(default_factory=lambda: _file_url("./backups"))
+    storage_allow: tuple[str, ...] | None = None
+    storage_options: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+    storage_classes: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def allowed_storage(self) -> tuple[str, ...]:
+        """ENGINE_STORAGE_ALLOW, or by default the local backup folder and memory://."""
+        return self.storage_allow or (self.backup_dir, "memory://")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

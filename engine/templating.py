@@ -27,6 +27,8 @@ def _environment() -> ImmutableSandboxedEnvironment:
 
 
 _ENV = _environment()
+FILTERS = frozenset(_ENV.filters)
+TESTS = frozenset(_ENV.tests)
 
 
 def is_template(value: str) -> bool:
@@ -80,10 +82,13 @@ def render_tree(value: Any, names: Mapping[str, Any], *, place: str) -> Any:
 
 @dataclass(frozen=True)
 class Usage:
-    """What a template uses: its free names and the ``name.attr`` lookups on them."""
+    """What a template uses: its free names, the ``name.attr`` lookups on them, and the filters
+    and tests it calls (compare with FILTERS and TESTS)."""
 
     names: frozenset[str]
     attributes: tuple[tuple[str, str], ...]
+    filters: frozenset[str]
+    tests: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,27 @@ def inspect(source: str) -> Usage | SyntaxProblem:
         tree = _ENV.parse(source)
     except TemplateSyntaxError as exc:
         return SyntaxProblem(exc.message or "syntax error", exc.lineno)
+    filters = frozenset(node.name for node in tree.find_all(nodes.Filter))
+    tests = frozenset(node.name for node in tree.find_all(nodes.Test))
+    names = _free_names(tree, filters - FILTERS, tests - TESTS)
+    return Usage(names, _lookups(tree), filters, tests)
+
+
+def _free_names(
+    tree: nodes.Template, filters: frozenset[str], tests: frozenset[str]
+) -> frozenset[str]:
+    """The names a template reads from its context; unknown ``filters`` and ``tests`` are stubbed,
+    as jinja2 stops its walk at them."""
+    if filters or tests:
+        env = _ENV.overlay()
+        env.filters = {**_ENV.filters, **dict.fromkeys(filters, str)}
+        env.tests = {**_ENV.tests, **dict.fromkeys(tests, bool)}
+        tree.set_environment(env)
+    return frozenset(meta.find_undeclared_variables(tree))
+
+
+def _lookups(tree: nodes.Template) -> tuple[tuple[str, str], ...]:
+    """The ``name.attr`` and ``name["key"]`` lookups made directly on a context name."""
     lookups = [
         (node.node.name, node.attr)
         for node in tree.find_all(nodes.Getattr)
@@ -112,4 +138,4 @@ def inspect(source: str) -> Usage | SyntaxProblem:
         and isinstance(node.arg, nodes.Const)
         and isinstance(node.arg.value, str)
     ]
-    return Usage(frozenset(meta.find_undeclared_variables(tree)), tuple(lookups))
+    return tuple(lookups)

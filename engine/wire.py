@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.errors import Code, CtxError, EngineError, RequestError
+from engine.redaction import scrub
 from engine.schema import issues
 
 _NULLABLE_OBJECT = {"type": ["object", "null"]}
@@ -49,19 +50,23 @@ ROLES = ("root", "resource", "backup", "restore", "export", "cleanup")
 PAGINATION_ROLE = "pagination"
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def parse_body(endpoint: str, raw: bytes) -> dict[str, Any]:
     """The JSON body of a request to ``endpoint``, checked against its shape."""
     if not raw.strip():
         body: Any = {}
     else:
         try:
-            body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
+            body = json.loads(raw, parse_constant=_reject_constant)
+        except (ValueError, RecursionError) as exc:
             raise RequestError("the request body is not valid JSON") from exc
-    found = issues(REQUESTS[endpoint], body)
+    found = sorted(issues(REQUESTS[endpoint], body), key=lambda issue: issue.pointer)
     if found:
-        first = found[0]
-        raise RequestError(f"request body {first.pointer or '/'}: {first.message}")
+        problems = "; ".join(f"{issue.pointer or '/'}: {issue.message}" for issue in found)
+        raise RequestError(f"request body {problems}")
     result: dict[str, Any] = body
     return result
 
@@ -107,8 +112,8 @@ def parse_ctx(ctx: Any, module_id: str, roles: Sequence[str], *, field: str = "c
 def error_entry(
     code: Code, description: str, *, resource: str | None = None, field: str | None = None
 ) -> dict[str, Any]:
-    """One non-fatal Error of a response's ``errors`` list."""
-    entry: dict[str, Any] = {"code": str(code), "description": description}
+    """One non-fatal Error of a response's ``errors`` list (secrets masked)."""
+    entry: dict[str, Any] = {"code": str(code), "description": scrub(description)}
     if resource is not None:
         entry["resource"] = resource
     if field is not None:
@@ -122,8 +127,8 @@ def entry_of(error: EngineError) -> dict[str, Any]:
 
 
 def error_body(error: EngineError, payload: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The body of a fatal error answer."""
-    inner: dict[str, Any] = {"code": str(error.code), "description": error.message}
+    """The body of a fatal error answer (secrets masked)."""
+    inner: dict[str, Any] = {"code": str(error.code), "description": scrub(error.message)}
     if payload is not None:
         inner["payload"] = dict(payload)
     return {"error": inner}
