@@ -10,7 +10,7 @@ from engine import forms
 from engine.document import Document, Problem, escape
 from engine.schema import TemplatePlace, suggest, template_places
 from engine.selectors import syntax_error
-from engine.templating import SyntaxProblem, Usage, inspect, is_template
+from engine.templating import FILTERS, TESTS, SyntaxProblem, Usage, inspect, is_template
 
 _JINJA_GLOBALS = frozenset(
     {"range", "dict", "lipsum", "cycler", "joiner", "namespace", "true", "false", "none"}
@@ -51,6 +51,7 @@ class Checker:
             self._forms,
             self._capabilities,
             self._paths,
+            self._risks,
         ):
             try:
                 check()
@@ -78,6 +79,7 @@ class Checker:
                 )
                 continue
             self._names(place, usage)
+            self._calls(place, usage)
 
     def _names(self, place: TemplatePlace, usage: Usage) -> None:
         for name in sorted(usage.names - _JINJA_GLOBALS - set(place.names)):
@@ -95,7 +97,13 @@ class Checker:
                     f"{name} has no key '{key}' (it has: {listed}){suggest(key, known)}",
                 )
 
+    def _calls(self, place: TemplatePlace, usage: Usage) -> None:
+        for kind, used, known in (("filter", usage.filters, FILTERS), ("test", usage.tests, TESTS)):
+            for name in sorted(used - known):
+                self.error(place.pointer, f"unknown {kind} '{name}'{suggest(name, sorted(known))}")
+
     def _keys_of(self, name: str, pointer: str) -> list[str] | None:
+        """The keys ``name`` has at ``pointer``; None when unknown (not checked)."""
         if name == "settings":
             form = self.data.get("auth", {}).get("form")
             return list(form.get("payload", {})) if form else []
@@ -117,8 +125,9 @@ class Checker:
                 self.error(
                     pointer, f"unknown resource type '{parent}'{suggest(parent, self.types)}"
                 )
-            elif parent is not None and name in ancestry(self.types, parent):
-                self.error(pointer, f"resource type '{name}' is its own ancestor")
+            elif parent is not None and name in (chain := ancestry(self.types, parent)):
+                cycle = " -> ".join([name, *chain[: chain.index(name) + 1]])
+                self.error(pointer, f"resource type '{name}' is its own ancestor ({cycle})")
         if self.types and all("parent" in spec for spec in self.types.values()):
             self.error(
                 "/resources",
@@ -199,8 +208,15 @@ class Checker:
         for pointer, path in self._request_paths():
             if not path.startswith(("/", "{{", "{%")):
                 self.error(
-                    pointer, "a request path starts with '/' (it is joined to connection.baseUrl)"
+                    pointer,
+                    "expected a path starting with '/' (it is joined to connection.baseUrl)",
                 )
+
+    # legal but risky --------------------------------------------------------------------------
+    def _risks(self) -> None:
+        for rule in _RISK_RULES:
+            for pointer, message in rule(self.data):
+                self.warn(pointer, message)
 
     def _request_paths(self) -> Iterator[tuple[str, str]]:
         check = self.data.get("auth", {}).get("check", {})
@@ -256,6 +272,31 @@ def _export(data: Mapping[str, Any], caps: Mapping[str, Any]) -> Iterator[tuple[
 
 
 _CAPABILITY_RULES: tuple[Rule, ...] = (_auth_settings, _cross_source, _export)
+
+
+def _hidden_children(data: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    types = data.get("resources", {})
+    for name, spec in types.items():
+        children = [child for child, other in types.items() if other.get("parent") == name]
+        if spec["resource"].get("hasSubresources") is False and children:
+            yield (
+                f"/resources/{escape(name)}/resource/hasSubresources",
+                "hasSubresources is false, so these child types are never listed: "
+                + ", ".join(children),
+            )
+
+
+def _plain_http(data: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    connection = data.get("connection", {})
+    kind = connection.get("auth", {}).get("kind", "none")
+    if kind != "none" and str(connection["baseUrl"]).lower().startswith("http://"):
+        yield "/connection/baseUrl", f"{kind} credentials would travel unencrypted; use https"
+
+
+_RISK_RULES: tuple[Callable[[Mapping[str, Any]], Iterator[tuple[str, str]]], ...] = (
+    _hidden_children,
+    _plain_http,
+)
 
 
 def check(document: Document, *, shape_ok: bool = True) -> list[Problem]:

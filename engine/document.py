@@ -83,8 +83,17 @@ def pointer_of(parts: Any) -> str:
     return "".join("/" + escape(part) for part in parts)
 
 
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
 def _mark(mark: yaml.Mark) -> Position:
     return Position(mark.line + 1, mark.column + 1)
+
+
+def _offset(text: str, index: int) -> Position:
+    """The position of character ``index`` of ``text``."""
+    line_start = text.rfind("\n", 0, index) + 1
+    return Position(text.count("\n", 0, index) + 1, index - line_start + 1)
 
 
 class _Builder:
@@ -94,9 +103,21 @@ class _Builder:
         self.document = document
         self.loader = loader
         self.problems: list[Problem] = []
+        self.merged: dict[int, int] = {}
+        self.building: set[int] = set()
 
     def build(self, node: yaml.Node, pointer: str) -> Any:
         self.document.values[pointer] = _mark(node.start_mark)
+        if id(node) in self.building:
+            self._report(node, pointer, "recursive alias: this value contains itself")
+            return None
+        self.building.add(id(node))
+        try:
+            return self._content(node, pointer)
+        finally:
+            self.building.discard(id(node))
+
+    def _content(self, node: yaml.Node, pointer: str) -> Any:
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, pointer)
         if isinstance(node, yaml.SequenceNode):
@@ -104,30 +125,43 @@ class _Builder:
         return self.loader.construct_object(node, deep=True)
 
     def _mapping(self, node: yaml.MappingNode, pointer: str) -> dict[str, Any]:
-        self.loader.flatten_mapping(node)
+        merged = self._flatten(node)
         result: dict[str, Any] = {}
-        for key_node, value_node in node.value:
+        explicit: set[str] = set()
+        for index, (key_node, value_node) in enumerate(node.value):
             key = str(self.loader.construct_object(key_node, deep=True))
             child = f"{pointer}/{escape(key)}"
-            if key in result:
-                self.problems.append(
-                    Problem(
-                        self.document.file,
-                        _mark(key_node.start_mark),
-                        child,
-                        f"duplicate key '{key}'",
-                    )
-                )
+            if index >= merged and key in explicit:
+                self._report(key_node, child, f"duplicate key '{key}'")
                 continue
+            if index >= merged:  # a key written here overrides the same key merged in (<<)
+                explicit.add(key)
             self.document.keys[child] = _mark(key_node.start_mark)
             result[key] = self.build(value_node, child)
         return result
 
+    def _flatten(self, node: yaml.MappingNode) -> int:
+        """Resolves the merge keys (``<<``) of ``node`` in place, once; returns how many of its
+        leading pairs were merged in."""
+        if id(node) not in self.merged:
+            written = sum(key.tag != _MERGE_TAG for key, _ in node.value)
+            self.loader.flatten_mapping(node)
+            self.merged[id(node)] = len(node.value) - written
+        return self.merged[id(node)]
+
+    def _report(self, node: yaml.Node, pointer: str, message: str) -> None:
+        self.problems.append(Problem(self.document.file, _mark(node.start_mark), pointer, message))
+
 
 def parse(text: str, file: str) -> tuple[Document, list[Problem]]:
-    """Parses YAML ``text``; syntax errors and duplicate keys come back as problems."""
+    """Parses YAML ``text``; syntax errors and duplicate keys come back as problems. After a
+    syntax error ``data`` is None; after a duplicate key the first value is kept."""
     document = Document(file, None)
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:
+        message = f"invalid YAML: unacceptable character #x{exc.character:04x}: {exc.reason}"
+        return document, [Problem(file, _offset(text, exc.position), "", message)]
     try:
         node = loader.get_single_node()
         if node is None:
@@ -136,12 +170,23 @@ def parse(text: str, file: str) -> tuple[Document, list[Problem]]:
         document.data = builder.build(node, "")
         return document, builder.problems
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = _mark(mark) if mark else Position(1, 1)
-        message = f"invalid YAML: {exc.problem or exc.context}"
-        return document, [Problem(file, where, "", message)]
+        return Document(file, None), [_syntax_problem(file, exc)]
+    except RecursionError:
+        where = _mark(loader.get_mark())
+        return Document(file, None), [Problem(file, where, "", "invalid YAML: nested too deeply")]
     finally:
         loader.dispose()
+
+
+def _syntax_problem(file: str, exc: yaml.MarkedYAMLError) -> Problem:
+    """A YAML syntax error, at the place the parser stopped, with where its context began."""
+    mark = exc.problem_mark or exc.context_mark
+    where = _mark(mark) if mark else Position(1, 1)
+    message = (exc.problem or exc.context or "syntax error").removeprefix("but ")
+    begun = exc.context_mark
+    if exc.problem and exc.context and begun and begun is not mark:
+        message += f" ({exc.context} at line {begun.line + 1}, column {begun.column + 1})"
+    return Problem(file, where, "", f"invalid YAML: {message}")
 
 
 def load(path: Path) -> tuple[Document, list[Problem]]:

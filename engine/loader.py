@@ -28,12 +28,12 @@ def inspect(path: Path) -> tuple[Document, list[Problem]]:
     document, problems = load(file)
     if document.data is None and not problems:
         problems = [Problem(str(file), Position(1, 1), "", "the file is empty")]
-    if problems:
+    if document.data is None:  # unreadable, invalid YAML, or empty: nothing more to check
         return document, sorted(problems)
     shape = check_definition(document)
-    if not isinstance(document.data, Mapping):
-        return document, shape
-    return document, sorted(shape + checks.check(document, shape_ok=not shape))
+    if isinstance(document.data, Mapping):
+        shape += checks.check(document, shape_ok=not shape)
+    return document, sorted(problems + shape)
 
 
 def validate(paths: Iterable[Path]) -> list[Problem]:

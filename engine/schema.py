@@ -19,6 +19,7 @@ from engine.document import Document, Problem, escape, pointer_of
 _HERE = Path(__file__).resolve().parent
 _SCHEMA_PLACES = (_HERE / "schemas", _HERE.parent / "schemas")
 TEMPLATE_NAMES = "x-template-names"
+EXPECTED = "x-expected"  # what a valid key looks like, in words, for propertyNames messages
 
 
 def schema_path(name: str = "module.schema.json") -> Path:
@@ -133,8 +134,9 @@ def _type(error: _Failure) -> Iterator[Issue]:
 
 def _property_names(error: _Failure) -> Iterator[Issue]:
     key = error.instance
-    why = error.schema.get("description") or error.message
-    yield Issue(f"{error.pointer}/{escape(key)}", f"'{key}' is not a valid name: {why}", True)
+    expected = error.schema.get(EXPECTED) or f"a match for {error.schema.get('pattern')}"
+    message = f"'{key}' is not a valid name (expected {expected})"
+    yield Issue(f"{error.pointer}/{escape(key)}", message, True)
 
 
 def _reserved(error: _Failure) -> Iterator[Issue]:
@@ -150,6 +152,16 @@ def _simple(template: str) -> Callable[[_Failure], Iterator[Issue]]:
         yield Issue(error.pointer, template.format(value=_quote(error.instance), rule=error.rule))
 
     return issue
+
+
+def _pattern(error: _Failure) -> Iterator[Issue]:
+    expected = error.schema.get(EXPECTED)
+    why = f"is invalid: expected {expected}" if expected else f"does not match {error.rule}"
+    yield Issue(error.pointer, f"{_quote(error.instance)} {why}")
+
+
+def _verbatim(error: _Failure) -> Iterator[Issue]:
+    yield Issue(error.pointer, error.message)
 
 
 def _dependent(error: _Failure) -> Iterator[Issue]:
@@ -168,7 +180,7 @@ _TRANSLATIONS: dict[str, Callable[[_Failure], Iterator[Issue]]] = {
     "maxProperties": _reserved,
     "dependentRequired": _dependent,
     "const": _simple("must be {rule!r} here"),
-    "pattern": _simple("{value} does not match the pattern {rule}"),
+    "pattern": _pattern,
     "minLength": _simple("{value} is too short (at least {rule} characters)"),
     "maxLength": _simple("{value} is too long (at most {rule} characters)"),
     "minimum": _simple("{value} is less than the minimum {rule}"),
@@ -185,9 +197,10 @@ def issues(schema: Mapping[str, Any], data: Any) -> list[Issue]:
     found: list[Issue] = []
     for error in validator_for(schema).iter_errors(data):
         rule = "propertyNames" if "propertyNames" in error.relative_schema_path else error.validator
-        translate = _TRANSLATIONS.get(str(rule), _simple(error.message))
+        translate = _TRANSLATIONS.get(str(rule), _verbatim)
         found.extend(translate(_Failure.of(error)))
-    return found
+    # jsonschema reports each missing key of a required list as its own error; so do we, once
+    return list(dict.fromkeys(found))
 
 
 def check_definition(document: Document) -> list[Problem]:

@@ -7,11 +7,31 @@ from functools import lru_cache
 from typing import Any
 
 import jmespath
-from jmespath.exceptions import JMESPathError
+from jmespath.exceptions import (
+    EmptyExpressionError,
+    IncompleteExpressionError,
+    JMESPathError,
+    LexerError,
+    ParseError,
+)
 
 
 class SelectorError(ValueError):
     """Raised for a selector that does not parse."""
+
+
+def _problem(exc: JMESPathError) -> str:
+    """What is wrong, without jmespath's multi-line banner."""
+    if isinstance(exc, EmptyExpressionError):
+        return "the expression is empty"
+    if isinstance(exc, IncompleteExpressionError):
+        return f"incomplete expression (at character {exc.lex_position + 1})"
+    if isinstance(exc, LexerError):
+        return f"{exc.message[:1].lower()}{exc.message[1:]} (at character {exc.lex_position + 1})"
+    if isinstance(exc, ParseError):
+        what = f"unexpected '{exc.token_value}'" if exc.msg == "invalid token" else exc.msg
+        return f"{what[:1].lower()}{what[1:]} (at character {exc.lex_position + 1})"
+    return str(exc).splitlines()[0]
 
 
 @lru_cache(maxsize=1024)
@@ -19,7 +39,7 @@ def _compiled(expression: str) -> Any:
     try:
         return jmespath.compile(expression)
     except JMESPathError as exc:
-        raise SelectorError(str(exc).splitlines()[0]) from exc
+        raise SelectorError(_problem(exc)) from exc
 
 
 def syntax_error(expression: str) -> str | None:

@@ -56,7 +56,8 @@ def _file_url(text: str) -> str:
     path = text.removeprefix("file://")
     if "://" in path:
         raise ValueError("must be a local folder (a path or a file:// URL)")
-    return f"file://{Path(path).expanduser().resolve()}"
+    # normpath, not resolve(): a symlinked folder keeps the name requests use
+    return f"file://{os.path.normpath(Path(path).expanduser().absolute())}"
 
 
 def _prefixes(text: str) -> tuple[str, ...]:
@@ -155,8 +156,8 @@ class Settings:
     log_level: str = "INFO"
     backup_dir: str = field(default_factory=lambda: _file_url("./backups"))
     storage_allow: tuple[str, ...] | None = None
-    storage_options: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
-    storage_classes: dict[str, str] = field(default_factory=dict)
+    storage_options: dict[str, dict[str, Any]] | None = field(default=None, repr=False)
+    storage_classes: dict[str, str] | None = None
 
     @property
     def allowed_storage(self) -> tuple[str, ...]:

@@ -10,7 +10,7 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, meta, nodes
+from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, meta, nodes
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -51,6 +51,7 @@ def render(source: str, names: Mapping[str, Any], *, place: str) -> Any:
         return source
     try:
         result = _compile(source)(**names)
+        _fail_on_undefined(result)
     except UndefinedError as exc:
         raise TemplateError(f"undefined: {exc.message}", place=place) from exc
     except SecurityError as exc:
@@ -59,12 +60,19 @@ def render(source: str, names: Mapping[str, Any], *, place: str) -> Any:
         raise TemplateError(f"syntax error: {exc.message}", place=place) from exc
     except Exception as exc:  # a template is user code: any failure is its error, not ours
         raise TemplateError(f"failed: {type(exc).__name__}", place=place) from exc
-    if isinstance(result, StrictUndefined):
-        try:
-            str(result)
-        except UndefinedError as exc:
-            raise TemplateError(f"undefined: {exc.message}", place=place) from None
     return result
+
+
+def _fail_on_undefined(value: Any) -> None:
+    """Raises the error that an undefined (or unsafe) value in a native result stands for."""
+    if isinstance(value, Undefined):
+        str(value)
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            _fail_on_undefined(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _fail_on_undefined(item)
 
 
 def render_tree(value: Any, names: Mapping[str, Any], *, place: str) -> Any:
@@ -118,10 +126,15 @@ def _free_names(
     as jinja2 stops its walk at them."""
     if filters or tests:
         env = _ENV.overlay()
-        env.filters = {**_ENV.filters, **dict.fromkeys(filters, str)}
-        env.tests = {**_ENV.tests, **dict.fromkeys(tests, bool)}
+        env.filters = {**_ENV.filters, **dict.fromkeys(filters, _stub)}
+        env.tests = {**_ENV.tests, **dict.fromkeys(tests, _stub)}
         tree.set_environment(env)
     return frozenset(meta.find_undeclared_variables(tree))
+
+
+def _stub(*_: Any) -> bool:
+    """Stands in for an unknown filter or test while a template's names are collected."""
+    return False
 
 
 def _lookups(tree: nodes.Template) -> tuple[tuple[str, str], ...]:

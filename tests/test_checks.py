@@ -1,0 +1,179 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from engine.checks import ancestry, check, ctx_keys
+from engine.document import parse
+
+TYPES: dict[str, Any] = {
+    "org": {"ctx": {"org": "{{ item.id }}"}},
+    "repo": {"parent": "org", "ctx": {"repo": "{{ item.id }}", "org": "{{ item.org }}"}},
+    "issue": {"parent": "repo", "ctx": {"issue": "{{ item.n }}"}},
+    "label": {"parent": "repo"},
+    "loop_a": {"parent": "loop_b", "ctx": {"a": 1}},
+    "loop_b": {"parent": "loop_a", "ctx": {"b": 2}},
+    "stray": {"parent": "nowhere", "ctx": {"s": 3}},
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "chain"),
+    [
+        ("org", ["org"]),
+        ("issue", ["issue", "repo", "org"]),
+        ("label", ["label", "repo", "org"]),
+        ("loop_a", ["loop_a", "loop_b"]),
+        ("stray", ["stray"]),
+    ],
+)
+def test_ancestry_lists_a_type_then_its_ancestors_and_stops_at_a_cycle_or_unknown(name, chain):
+    assert ancestry(TYPES, name) == chain
+
+
+@pytest.mark.parametrize(
+    ("name", "keys"),
+    [
+        ("org", ["org"]),
+        ("repo", ["org", "repo"]),
+        ("issue", ["org", "repo", "issue"]),
+        ("label", ["org", "repo"]),
+        ("loop_a", ["b", "a"]),
+        ("stray", ["s"]),
+    ],
+)
+def test_ctx_keys_are_the_ancestors_keys_root_first_then_the_types_own(name, keys):
+    assert ctx_keys(TYPES, name) == keys
+
+
+BASE = """\
+module: {id: demo, name: Demo, version: 1.0.0}
+capabilities: {}
+connection:
+  baseUrl: https://api.example.com
+resources:
+  org:
+    list: {request: {path: /orgs}}
+    resource: {name: "{{ item.name }}"}
+    ctx: {org: "{{ item.id }}"}
+  repo:
+    parent: org
+    list: {request: {path: "/orgs/{{ ctx.org }}/repos"}}
+    resource: {name: "{{ item.name }}"}
+    ctx: {repo: "{{ item.id }}"}
+"""
+
+
+def problems(data: dict[str, Any], *, shape_ok: bool = True) -> list[str]:
+    document, found = parse(yaml.safe_dump(data, sort_keys=False), "m.yaml")
+    assert found == []
+    return [str(p).split(": ", 1)[1] for p in sorted(check(document, shape_ok=shape_ok))]
+
+
+def base() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(BASE)
+    return data
+
+
+def test_the_base_definition_has_no_semantic_problem():
+    assert problems(base()) == []
+
+
+def test_a_ctx_mapping_sees_its_parents_ctx_but_not_its_own_keys():
+    data = base()
+    data["resources"]["repo"]["ctx"]["path"] = "{{ ctx.org }}/{{ ctx.repo }}"
+    assert problems(data) == ["/resources/repo/ctx/path: ctx has no key 'repo' (it has: org)"]
+
+
+def test_settings_without_an_auth_form_has_no_keys_at_all():
+    data = base()
+    data["connection"]["headers"] = {"X-Key": "{{ settings.key }}"}
+    assert problems(data) == [
+        "/connection/headers/X-Key: settings has no key 'key' (it has: nothing)"
+    ]
+
+
+def test_under_an_unknown_parent_ctx_keys_are_not_guessed():
+    data = base()
+    data["resources"]["repo"]["parent"] = "organisation"
+    assert problems(data) == [
+        "/resources/repo/parent: unknown resource type 'organisation'",
+    ]
+
+
+def test_unknown_filters_and_tests_are_reported_with_the_closest_known_one():
+    data = base()
+    data["resources"]["org"]["list"]["filter"] = "{{ item.name | lowr is sameas 1 }}"
+    assert problems(data) == [
+        "/resources/org/list/filter: unknown filter 'lowr'; did you mean 'lower'?",
+    ]
+    data["resources"]["org"]["list"]["filter"] = "{{ item.n is od }}"
+    assert problems(data) == ["/resources/org/list/filter: unknown test 'od'; did you mean 'odd'?"]
+
+
+@pytest.mark.parametrize(
+    ("where", "selector", "message"),
+    [
+        (("auth", "check"), "user..id", "/auth/check/expect: invalid JMESPath selector: "),
+        (
+            ("resources", "org", "list", "pagination"),
+            "meta.[",
+            "/resources/org/list/pagination/cursor: invalid JMESPath selector: incomplete",
+        ),
+    ],
+)
+def test_every_selector_is_checked_as_jmespath(where, selector, message):
+    data = base()
+    if where[0] == "auth":
+        data["capabilities"] = {"auth": ["AUTH_SETTINGS"]}
+        form = {"columns": [{"fields": [{"id": "k", "type": "text", "label": "K"}]}]}
+        data["auth"] = {"form": form | {"payload": {"key": "k"}}}
+        data["auth"]["check"] = {"request": {"path": "/me"}, "expect": selector}
+    else:
+        data["resources"]["org"]["list"]["pagination"] = {
+            "kind": "cursor",
+            "cursor": selector,
+            "param": "after",
+        }
+    assert next(p for p in problems(data) if "JMESPath" in p).startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("base_url", "kind", "warned"),
+    [
+        ("http://api.example.com", "bearer", True),
+        ("HTTP://{{ settings.host }}/v1", "basic", True),
+        ("http://localhost:8888", "none", False),
+        ("https://api.example.com", "bearer", False),
+        ("{{ settings.url }}", "bearer", False),
+    ],
+)
+def test_credentials_to_a_plain_http_base_url_are_a_warning(base_url, kind, warned):
+    data = base()
+    data["connection"]["baseUrl"] = base_url
+    secrets = {"basic": {"username": "u", "password": "p"}, "bearer": {"token": "t"}}
+    data["connection"]["auth"] = {"kind": kind, **secrets.get(kind, {})}
+    found = [p for p in problems(data) if "unencrypted" in p]
+    assert found == (
+        [f"/connection/baseUrl: warning: {kind} credentials would travel unencrypted; use https"]
+        if warned
+        else []
+    )
+
+
+def test_a_template_for_has_subresources_is_trusted_without_a_warning():
+    data = base()
+    data["resources"]["org"]["resource"]["hasSubresources"] = "{{ item.repos > 0 }}"
+    assert problems(data) == []
+
+
+def test_checks_that_trip_over_a_part_the_schema_reported_are_skipped_not_raised():
+    data = base()
+    data["resources"]["repo"]["list"] = ["not", "a", "mapping"]
+    data["restore"] = {"scenarios": [{"kind": "inPlace"}]}
+    data["auth"] = None
+    assert problems(data, shape_ok=False) == []
+    with pytest.raises((KeyError, TypeError, AttributeError)):
+        problems(data, shape_ok=True)
