@@ -18,18 +18,21 @@ from starlette.routing import Route
 
 from engine import wire
 from engine.client import new_pool
+from engine.clock import Clock, SystemClock
 from engine.definition import Definition
 from engine.errors import EngineError, MethodError, NotFoundError, UnauthorizedError
 from engine.redaction import guarding, scrub
-from engine.routes import ENDPOINTS, Call, Endpoint
+from engine.routes import ENDPOINTS, ENGINE_VERSION, Call, Endpoint
 from engine.settings import Settings
+from engine.storage import register_classes
+from engine.tasks import Tasks
 
 log = logging.getLogger("engine.app")
 
 
 def error_response(error: EngineError) -> JSONResponse:
     """The wire rendering of a fatal error, with secrets masked."""
-    body = wire.error_body(error)
+    body = wire.error_body(error, error.payload)
     body["error"]["description"] = scrub(body["error"]["description"])
     return JSONResponse(body, status_code=error.status)
 
@@ -54,8 +57,9 @@ def _view(endpoint: Endpoint) -> Any:
             (body.get("storage") or {}).get("options"),
         )
         with guarding(*secrets):
+            state = request.state
             call = Call(
-                request.app.state.definition, settings, request.state.pool, request.state.gate, body
+                request.app.state.definition, settings, state.pool, state.gate, body, state.tasks
             )
             try:
                 return JSONResponse(await endpoint.handler(call))
@@ -99,14 +103,23 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return error_response(EngineError("internal error; see the engine's log"))
 
 
-def create_app(definition: Definition, settings: Settings) -> Starlette:
-    """The module API for ``definition``."""
+def create_app(
+    definition: Definition, settings: Settings, *, clock: Clock | None = None
+) -> Starlette:
+    """The module API for ``definition`` (``clock``: tests inject one for heartbeats)."""
+    register_classes(settings.storage_classes or {})
+    clock = clock or SystemClock()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         concurrency = int(definition.connection.get("concurrency", 8))
         async with new_pool(max_connections=settings.max_connections) as pool:
-            yield {"pool": pool, "gate": asyncio.Semaphore(concurrency)}
+            gate = asyncio.Semaphore(concurrency)
+            tasks = Tasks(definition, settings, pool, gate, ENGINE_VERSION, clock=clock)
+            try:
+                yield {"pool": pool, "gate": gate, "tasks": tasks}
+            finally:
+                await tasks.shutdown()
 
     routes = [Route(e.path, _view(e), methods=list(e.methods)) for e in ENDPOINTS]
     routes.append(Route("/healthz", healthz, methods=["GET"]))

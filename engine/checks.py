@@ -107,13 +107,17 @@ class Checker:
         if name == "settings":
             form = self.data.get("auth", {}).get("form")
             return list(form.get("payload", {})) if form else []
-        if name == "ctx" and pointer.startswith("/resources/"):
-            kind = pointer.split("/")[2]
-            parent = self.types.get(kind, {}).get("parent")
-            if parent is None:
-                return []
+        if name in ("ctx", "target") and pointer.startswith("/resources/"):
+            kind = pointer.split("/")[2]  # type names need no unescaping
+            if pointer.split("/")[3] not in ("backup", "restore"):  # the parent's ctx
+                kind = self.types.get(kind, {}).get("parent")
+                if kind is None:
+                    return []
             # an unknown parent is reported once, at its reference; its keys are unknowable
-            return ctx_keys(self.types, parent) if parent in self.types else None
+            root = ancestry(self.types, kind)[-1] if kind in self.types else None
+            if root is None or self.types[root].get("parent") is not None:
+                return None
+            return ctx_keys(self.types, kind)
         return None
 
     # references ----------------------------------------------------------------------------
@@ -136,6 +140,30 @@ class Checker:
             )
         self._scenario_types()
         self._check_field()
+        for name, spec in self.types.items():
+            self._steps(name, spec)
+
+    def _steps(self, name: str, spec: Mapping[str, Any]) -> None:
+        """Backup step ids are unique in their type; restore steps read existing ones."""
+        base = f"/resources/{escape(name)}"
+        ids: list[str] = []
+        for i, step in enumerate(spec.get("backup", [])):
+            if step["id"] in ids:
+                self.error(f"{base}/backup/{i}/id", f"duplicate backup step id '{step['id']}'")
+            ids.append(step["id"])
+        for i, step in enumerate(spec.get("restore", [])):
+            sources = step["from"] if isinstance(step["from"], list) else [step["from"]]
+            for j, source in enumerate(sources):
+                if source not in ids:
+                    known = ", ".join(ids) or "none"
+                    where = f"{base}/restore/{i}/from" + (
+                        f"/{j}" if isinstance(step["from"], list) else ""
+                    )
+                    self.error(
+                        where,
+                        f"unknown backup step '{source}' of type '{name}' (it has: {known})"
+                        + suggest(source, ids),
+                    )
 
     def _check_field(self) -> None:
         named = self.data.get("auth", {}).get("check", {}).get("field")
@@ -178,6 +206,15 @@ class Checker:
             for key in ("cursor", "url"):
                 if key in listing.get("pagination", {}):
                     yield f"{base}/pagination/{key}", listing["pagination"][key]
+            for i, step in enumerate(spec.get("backup", [])):
+                at = f"/resources/{escape(name)}/backup/{i}"
+                for key, value in (
+                    ("select", step.get("select")),
+                    ("each/select", step.get("each", {}).get("select")),
+                    ("list/records", step.get("list", {}).get("records")),
+                ):
+                    if value is not None:
+                        yield f"{at}/{key}", value
 
     # forms ---------------------------------------------------------------------------------
     def _forms(self) -> None:
@@ -223,7 +260,23 @@ class Checker:
         if "request" in check:
             yield "/auth/check/request/path", check["request"]["path"]
         for name, spec in self.types.items():
-            yield f"/resources/{escape(name)}/list/request/path", spec["list"]["request"]["path"]
+            base = f"/resources/{escape(name)}"
+            yield f"{base}/list/request/path", spec["list"]["request"]["path"]
+            for i, step in enumerate(spec.get("backup", [])):
+                for key in ("request", "each/request", "list/request"):
+                    request = _dig(step, key)
+                    if request is not None:
+                        yield f"{base}/backup/{i}/{key}/path", request["path"]
+            for i, step in enumerate(spec.get("restore", [])):
+                yield f"{base}/restore/{i}/request/path", step["request"]["path"]
+
+
+def _dig(data: Mapping[str, Any], path: str) -> Any:
+    """The value at a slash-separated key path, or None."""
+    found: Any = data
+    for key in path.split("/"):
+        found = found.get(key) if isinstance(found, Mapping) else None
+    return found
 
 
 Rule = Callable[[Mapping[str, Any], Mapping[str, Any]], Iterator[tuple[str, str, bool]]]
@@ -293,9 +346,21 @@ def _plain_http(data: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
         yield "/connection/baseUrl", f"{kind} credentials would travel unencrypted; use https"
 
 
+def _at_least_once(data: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    for name, spec in data.get("resources", {}).items():
+        for i, step in enumerate(spec.get("restore", [])):
+            if str(step["request"].get("method", "GET")).upper() == "POST":
+                yield (
+                    f"/resources/{escape(name)}/restore/{i}/request/method",
+                    "a POST write is at-least-once: a resumed restore may create some objects "
+                    "twice (prefer PUT by id, or a create with If-None-Match)",
+                )
+
+
 _RISK_RULES: tuple[Callable[[Mapping[str, Any]], Iterator[tuple[str, str]]], ...] = (
     _hidden_children,
     _plain_http,
+    _at_least_once,
 )
 
 

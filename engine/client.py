@@ -8,7 +8,8 @@ import asyncio
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -19,6 +20,7 @@ import httpx
 from engine import credentials
 from engine.definition import Definition
 from engine.errors import SaasAuthError, SaasError, TemplateError
+from engine.selectors import SelectorError, select
 from engine.templating import render, render_tree
 
 log = logging.getLogger("engine.client")
@@ -64,6 +66,13 @@ class Answer:
         except (ValueError, RecursionError) as exc:
             raise SaasError(f"{self.label}: the answer is not JSON") from exc
 
+    def select(self, selector: str) -> Any:
+        """What the JMESPath selector picks from the JSON body; SaasError naming both on failure."""
+        try:
+            return select(selector, self.json())
+        except SelectorError as exc:
+            raise SaasError(f"{self.label}: the selector '{selector}' failed: {exc}") from exc
+
 
 def _origin(url: str) -> Origin:
     """Scheme, host and port (None for the scheme's default), as browsers compare origins."""
@@ -90,6 +99,18 @@ def merge_headers(*layers: Mapping[str, Any]) -> dict[str, str]:
     for layer in layers:
         merged |= {name.lower(): (name, str(value)) for name, value in layer.items()}
     return dict(merged.values())
+
+
+@dataclass(frozen=True)
+class _Outbound:
+    """A rendered request, ready to send."""
+
+    method: str
+    url: str
+    label: str
+    query: Mapping[str, Any]
+    headers: Mapping[str, str]
+    content: bytes | None
 
 
 class Saas:
@@ -124,8 +145,44 @@ class Saas:
         *,
         place: str,
         params: Mapping[str, Any] | None = None,
+        accept: Collection[int] = (),
     ) -> Answer:
-        """Renders and sends a request spec (method, path, query, headers, body)."""
+        """Renders and sends a request spec (method, path, query, headers, body). An error
+        status in ``accept`` is answered, not raised (a conflict the caller handles)."""
+        return await self._exchange(self._prepare(spec, names, place, params), accept=accept)
+
+    async def download(
+        self,
+        spec: Mapping[str, Any],
+        names: Mapping[str, Any],
+        sink: Callable[[bytes], Awaitable[None]],
+        *,
+        place: str,
+    ) -> int:
+        """Sends a request and streams its answer's body into ``sink``, chunk by chunk, without
+        holding it whole; returns the byte count."""
+        out = self._prepare(spec, names, place, None)
+        count = 0
+        async with self.gate:
+            with _translated(out.label):
+                response = await self.pool.send(self._build(out), stream=True)
+                try:
+                    _check_status(out.label, response.status_code)
+                    async for chunk in response.aiter_raw():
+                        count += len(chunk)
+                        await sink(chunk)
+                finally:
+                    await response.aclose()
+        log.debug("saas %s -> streamed %d bytes", out.label, count)
+        return count
+
+    def _prepare(
+        self,
+        spec: Mapping[str, Any],
+        names: Mapping[str, Any],
+        place: str,
+        params: Mapping[str, Any] | None,
+    ) -> _Outbound:
         method = str(spec.get("method", "GET"))
         label = f"{method} {spec['path']}"
         path = str(render(spec["path"], names, place=f"{place}/path"))
@@ -136,8 +193,19 @@ class Saas:
         content, body_headers = _content(spec, names, place)
         headers = merge_headers(body_headers, self._request_headers(spec, names, place))
         url = self._within_origin(self.base + path, label, "the request path")
-        return await self._exchange(
-            method, url, label, query=query, headers=headers, content=content
+        return _Outbound(method, url, label, query, headers, content)
+
+    def _build(self, out: _Outbound) -> httpx.Request:
+        headers = merge_headers(self.headers, out.headers)
+        _check_headers(out.label, headers)
+        params = {key: _query_value(value) for key, value in out.query.items()}
+        return self.pool.build_request(
+            out.method,
+            out.url,
+            params=params or None,
+            headers=headers,
+            content=out.content,
+            timeout=self.timeout,
         )
 
     async def follow(
@@ -146,7 +214,7 @@ class Saas:
         """GETs a next-page URL given by the SaaS, with the list request's own headers."""
         absolute = self.resolve(url, label)
         headers = self._request_headers(spec, names, place)
-        return await self._exchange("GET", absolute, label, query={}, headers=headers, content=None)
+        return await self._exchange(_Outbound("GET", absolute, label, {}, headers, None))
 
     def resolve(self, url: str, label: str) -> str:
         """The absolute form of a URL the SaaS gave; SaasError when it leaves the base's origin."""
@@ -166,37 +234,28 @@ class Saas:
     ) -> dict[str, str]:
         return merge_headers(render_tree(spec.get("headers", {}), names, place=f"{place}/headers"))
 
-    async def _exchange(
-        self,
-        method: str,
-        url: str,
-        label: str,
-        *,
-        query: Mapping[str, Any],
-        headers: Mapping[str, str],
-        content: bytes | None,
-    ) -> Answer:
-        request_headers = merge_headers(self.headers, headers)
-        _check_headers(label, request_headers)
-        params = {key: _query_value(value) for key, value in query.items()}
+    async def _exchange(self, out: _Outbound, *, accept: Collection[int] = ()) -> Answer:
+        request = self._build(out)
         async with self.gate:
-            try:
-                response = await self.pool.request(
-                    method,
-                    url,
-                    params=params or None,
-                    headers=request_headers,
-                    content=content,
-                    timeout=self.timeout,
-                )
-            except httpx.TimeoutException as exc:
-                raise SaasError(f"{label}: the SaaS did not answer in time") from exc
-            except httpx.HTTPError as exc:
-                raise SaasError(f"{label}: cannot reach the SaaS ({_reason(exc)})") from exc
-            except httpx.InvalidURL as exc:
-                raise SaasError(f"{label}: the request URL is not valid") from exc
-        log.debug("saas %s -> %s", label, response.status_code)
-        return _answer(label, response)
+            with _translated(out.label):
+                response = await self.pool.send(request)
+        log.debug("saas %s -> %s", out.label, response.status_code)
+        if response.status_code not in accept:
+            _check_status(out.label, response.status_code)
+        return _answer(out.label, response)
+
+
+@contextmanager
+def _translated(label: str) -> Iterator[None]:
+    """httpx's failures as SaasErrors naming the request (never its URL)."""
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        raise SaasError(f"{label}: the SaaS did not answer in time") from exc
+    except httpx.HTTPError as exc:
+        raise SaasError(f"{label}: cannot reach the SaaS ({_reason(exc)})") from exc
+    except httpx.InvalidURL as exc:
+        raise SaasError(f"{label}: the request URL is not valid") from exc
 
 
 def _check_headers(label: str, headers: Mapping[str, str]) -> None:
@@ -208,16 +267,20 @@ def _check_headers(label: str, headers: Mapping[str, str]) -> None:
             )
 
 
-def _answer(label: str, response: httpx.Response) -> Answer:
-    status = response.status_code
+def _check_status(label: str, status: int) -> None:
     if status in _AUTH_STATUSES:
         raise SaasAuthError(f"{label}: the SaaS refused the credentials (HTTP {status})")
     if 300 <= status < 400:
         raise SaasError(f"{label}: the SaaS answered HTTP {status} (redirects are not followed)")
     if status >= 400:
         raise SaasError(f"{label}: the SaaS answered HTTP {status}")
+
+
+def _answer(label: str, response: httpx.Response) -> Answer:
     url = str(response.request.url)
-    return Answer(label, status, response.headers, response.content, _links(response), url)
+    return Answer(
+        label, response.status_code, response.headers, response.content, _links(response), url
+    )
 
 
 def _links(response: httpx.Response) -> dict[str, str]:

@@ -22,6 +22,9 @@ class ResourceType:
     ctx: Mapping[str, Any]
     ctx_keys: tuple[str, ...]
     children: tuple[str, ...] = ()
+    depth: int = 0
+    backup: tuple[Mapping[str, Any], ...] = ()
+    restore: tuple[Mapping[str, Any], ...] = ()
 
     @property
     def request(self) -> Mapping[str, Any]:
@@ -51,6 +54,7 @@ class Scenario:
     description: str
     types: tuple[str, ...] | None
     options: Mapping[str, Any] | None
+    target: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,11 @@ class Definition:
         """The restore options form shared by scenarios without their own."""
         result: Mapping[str, Any] | None = self.raw.get("restore", {}).get("options")
         return result
+
+    @property
+    def conflict(self) -> str:
+        """The conflict policy template of restores (renders to skip, overwrite or fail)."""
+        return str(self.raw.get("restore", {}).get("conflict", "skip"))
 
     @property
     def roots(self) -> tuple[ResourceType, ...]:

@@ -13,7 +13,7 @@ from engine.definition import Definition, ResourceType
 from engine.errors import CtxError, EngineError, PaginationStopped, RequestError, SaasError
 from engine.mapping import keep, map_item
 from engine.schema import suggest
-from engine.selectors import select
+from engine.selectors import SelectorError, select
 
 
 def resolve_ctx(
@@ -148,6 +148,10 @@ class Lister:
             state.errors.append(
                 wire.entry_of(SaasError(f"{exc.message}, so {selector} cannot apply"))
             )
+            return None
+        except SelectorError as exc:
+            message = f"{answer.label}: {selector} failed on the answer: {exc}"
+            state.errors.append(wire.entry_of(SaasError(message)))
             return None
         if not isinstance(records, list):
             message = f"{answer.label}: {selector} found no list in the answer"

@@ -19,6 +19,10 @@ Every exception the engine raises on purpose derives from ``EngineError``::
     +-- StorageError            storage unreachable or failing (503 STORAGE_ERROR)
     |   +-- ObjectNotFound      an object to read does not exist (503 STORAGE_ERROR)
     |   +-- ChecksumMismatch    an object differs from its record (500 CHECKSUM_MISMATCH)
+    +-- IncompleteBackup        no manifest, or a malformed one (400 INCOMPLETE_BACKUP)
+    +-- BackupExists            a new backup at a url holding a complete one (400 BACKUP_EXISTS)
+    +-- RecordedError           a failed task's error, as its record keeps it (its own status)
+    +-- Unavailable             the process is shutting down (503 UNAVAILABLE)
     +-- ConfigError             a bad ENGINE_* setting (CLI exit 2)
 
 Each class knows its wire ``code`` and HTTP ``status``; messages never hold secrets.
@@ -26,7 +30,9 @@ Each class knows its wire ``code`` and HTTP ``status``; messages never hold secr
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
+from typing import Any
 
 
 class Code(StrEnum):
@@ -46,6 +52,7 @@ class Code(StrEnum):
     BACKUP_EXISTS = "BACKUP_EXISTS"
     PAGINATION_STOPPED = "PAGINATION_STOPPED"
     HOOK_FAILED = "HOOK_FAILED"
+    UNAVAILABLE = "UNAVAILABLE"
     INTERNAL = "INTERNAL"
 
 
@@ -55,6 +62,7 @@ class EngineError(Exception):
     code: Code = Code.INTERNAL
     status: int = 500
     exit_code: int = 1
+    payload: Mapping[str, Any] | None = None  # extra detail for the wire error (a task's ids)
 
     def __init__(
         self, message: str, *, resource: str | None = None, field: str | None = None
@@ -176,6 +184,39 @@ class ChecksumMismatch(StorageError):
 
     code = Code.CHECKSUM_MISMATCH
     status = 500
+
+
+class IncompleteBackup(EngineError):
+    """Raised when a backup has no manifest, or one that cannot be read."""
+
+    code = Code.INCOMPLETE_BACKUP
+    status = 400
+
+
+class BackupExists(EngineError):
+    """Raised when a new backup task names a url that already holds a complete backup."""
+
+    code = Code.BACKUP_EXISTS
+    status = 400
+
+
+class RecordedError(EngineError):
+    """A failed task's error as its record keeps it, answered to every later status call."""
+
+    def __init__(
+        self, code: Code, status: int, message: str, payload: Mapping[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+        self.payload = payload
+
+
+class Unavailable(EngineError):
+    """Raised for a task start while the process shuts down (another replica takes it)."""
+
+    code = Code.UNAVAILABLE
+    status = 503
 
 
 class ConfigError(EngineError):

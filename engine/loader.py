@@ -71,6 +71,9 @@ def _resource_type(specs: Mapping[str, Any], name: str) -> ResourceType:
         ctx=spec.get("ctx", {}),
         ctx_keys=tuple(checks.ctx_keys(specs, name)),
         children=children,
+        depth=len(checks.ancestry(specs, name)) - 1,
+        backup=tuple(spec.get("backup", [])),
+        restore=tuple(spec.get("restore", [])),
     )
 
 
@@ -83,4 +86,5 @@ def _scenario(spec: Mapping[str, Any]) -> Scenario:
         description=spec.get("description", ""),
         types=tuple(types) if types is not None else None,
         options=spec.get("options"),
+        target=spec.get("target", {}),
     )

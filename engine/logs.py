@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import TextIO
 
@@ -13,6 +14,8 @@ from engine.redaction import RedactingFilter, scrub
 _EXTRA_KEYS = ("taskUuid", "endpoint", "status")
 # These log full URLs (query strings can carry keys); the engine logs path templates instead.
 _QUIET = ("httpx", "httpcore", "hpack")
+# The task a line is logged for: set while a task runs, so every one of its lines carries it.
+current_task: ContextVar[str | None] = ContextVar("current_task", default=None)
 
 
 class JsonFormatter(logging.Formatter):
@@ -26,6 +29,8 @@ class JsonFormatter(logging.Formatter):
             "message": scrub(record.getMessage()),
         }
         entry |= {key: getattr(record, key) for key in _EXTRA_KEYS if hasattr(record, key)}
+        if "taskUuid" not in entry and (task := current_task.get()) is not None:
+            entry["taskUuid"] = task
         if record.exc_info:
             entry["exception"] = scrub(self.formatException(record.exc_info))
         return json.dumps(entry)

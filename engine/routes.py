@@ -15,6 +15,7 @@ from engine.client import Saas
 from engine.definition import Definition
 from engine.errors import NotFoundError
 from engine.settings import Settings
+from engine.tasks import Tasks
 
 ENGINE_VERSION = "0.1.0"
 
@@ -28,6 +29,7 @@ class Call:
     pool: httpx.AsyncClient
     gate: asyncio.Semaphore
     body: dict[str, Any]
+    tasks: Tasks
 
     def saas(self) -> Saas:
         """The source named by the request's auth settings (422 when they break the form)."""
@@ -82,6 +84,19 @@ async def config_restore(call: Call) -> dict[str, Any]:
     return wire.config_restore_body(options)
 
 
+def _task(role: str, *, bulk: bool = False) -> Handler:
+    async def start(call: Call) -> dict[str, Any]:
+        if bulk and not call.definition.has_feature("BULK_OPERATIONS"):
+            raise NotFoundError("this module does not declare the BULK_OPERATIONS feature")
+        return await call.tasks.start(role, call.body, bulk=bulk)
+
+    return start
+
+
+async def status(call: Call) -> dict[str, Any]:
+    return await call.tasks.status(call.body)
+
+
 @dataclass(frozen=True)
 class Endpoint:
     """One API path: its handler, its HTTP methods and the name of its request shape."""
@@ -101,4 +116,12 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("/api/config/backup", config_backup, ("POST",), "configBackup"),
     Endpoint("/api/scenarios/restore", scenarios_restore, ("POST",), "scenariosRestore"),
     Endpoint("/api/config/restore", config_restore, ("POST",), "configRestore"),
+    Endpoint("/api/backup", _task("backup"), ("POST",), "backup"),
+    Endpoint("/api/restore", _task("restore"), ("POST",), "restore"),
+    Endpoint("/api/export", _task("export"), ("POST",), "export"),
+    Endpoint("/api/cleanup", _task("cleanup"), ("POST",), "cleanup"),
+    Endpoint("/api/status", status, ("POST",), "status"),
+    Endpoint("/api/bulk/backup", _task("backup", bulk=True), ("POST",), "bulkBackup"),
+    Endpoint("/api/bulk/restore", _task("restore", bulk=True), ("POST",), "bulkRestore"),
+    Endpoint("/api/bulk/export", _task("export", bulk=True), ("POST",), "bulkExport"),
 )

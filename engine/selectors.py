@@ -52,5 +52,9 @@ def syntax_error(expression: str) -> str | None:
 
 
 def select(expression: str, data: Any) -> Any:
-    """The value ``expression`` selects in ``data`` (None when absent)."""
-    return _compiled(expression).search(data)
+    """The value ``expression`` selects in ``data`` (None when absent); SelectorError when the
+    expression fails on this data (a function given the wrong type, for example)."""
+    try:
+        return _compiled(expression).search(data)
+    except JMESPathError as exc:
+        raise SelectorError(_problem(exc)) from exc

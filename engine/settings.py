@@ -38,6 +38,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as exc:
+        raise ValueError(f"must be a number of seconds, not {text!r}") from exc
+    if not value > 0:
+        raise ValueError("must be more than 0 seconds")
+    return value
+
+
 def _port(text: str) -> int:
     value = _whole(text)
     if not 0 <= value <= 65535:
@@ -140,6 +150,18 @@ VARIABLES: dict[str, Variable] = {
         _storage_classes,
         'Custom fsspec filesystems, a JSON object: `{"protocol": "module:Class"}`.',
     ),
+    "heartbeat_seconds": Variable(
+        "ENGINE_HEARTBEAT_SECONDS",
+        "5",
+        _seconds,
+        "How often a running task rewrites its record (its heartbeat) in storage.",
+    ),
+    "stale_seconds": Variable(
+        "ENGINE_TASK_STALE_SECONDS",
+        "30",
+        _seconds,
+        "A task whose heartbeat is older is resumed by the process that gets its /api/status.",
+    ),
 }
 
 
@@ -158,6 +180,8 @@ class Settings:
     storage_allow: tuple[str, ...] | None = None
     storage_options: dict[str, dict[str, Any]] | None = field(default=None, repr=False)
     storage_classes: dict[str, str] | None = None
+    heartbeat_seconds: float = 5.0
+    stale_seconds: float = 30.0
 
     @property
     def allowed_storage(self) -> tuple[str, ...]:

@@ -45,6 +45,44 @@ REQUESTS: dict[str, dict[str, Any]] = {
     ),
     "configRestore": _body(["ctx"], ctx=_CTX, scenario={"type": ["string", "null"]}),
 }
+_STORAGE = {
+    "type": "object",
+    "required": ["url"],
+    "properties": {"url": {"type": "string", "minLength": 1}, "options": _NULLABLE_OBJECT},
+}
+_TASK = {"taskUuid": {"type": "string", "minLength": 1}, "storage": _STORAGE}
+_ITEMS = {
+    "type": "array",
+    "minItems": 1,
+    "items": {"type": "object", "required": ["ctx"], "properties": {"ctx": _CTX}},
+}
+_RULES = {"type": ["array", "null"], "items": {"type": "object"}}
+_BACKUP = {"options": _NULLABLE_OBJECT, "excludes": _RULES}
+_RESTORE = {
+    "scenario": {"type": ["string", "null"]},
+    "options": _NULLABLE_OBJECT,
+    "target": {"anyOf": [_CTX, {"type": "null"}]},
+    "dryRun": {"type": ["boolean", "null"]},
+}
+_EXPORT = {"destination": _STORAGE}
+REQUESTS |= {
+    "backup": _body(["taskUuid", "storage", "ctx"], ctx=_CTX, **_TASK, **_BACKUP),
+    "bulkBackup": _body(["taskUuid", "storage", "items"], items=_ITEMS, **_TASK, **_BACKUP),
+    "restore": _body(["taskUuid", "storage", "ctx"], ctx=_CTX, **_TASK, **_RESTORE),
+    "bulkRestore": _body(["taskUuid", "storage", "items"], items=_ITEMS, **_TASK, **_RESTORE),
+    "export": _body(["taskUuid", "storage", "ctx", "destination"], ctx=_CTX, **_TASK, **_EXPORT),
+    "bulkExport": _body(
+        ["taskUuid", "storage", "items", "destination"], items=_ITEMS, **_TASK, **_EXPORT
+    ),
+    "cleanup": _body(["taskUuid", "storage", "ctx"], ctx=_CTX, **_TASK),
+    # destination is optional here: an export resumed by another process needs its options
+    "status": _body(
+        ["taskUuid", "storage", "ctx"],
+        ctx=_CTX,
+        destination={"anyOf": [_STORAGE, {"type": "null"}]},
+        **_TASK,
+    ),
+}
 
 ROLES = ("root", "resource", "backup", "restore", "export", "cleanup")
 PAGINATION_ROLE = "pagination"
@@ -253,3 +291,47 @@ def scenarios_body(scenarios: Sequence[tuple[str, str, str]]) -> dict[str, Any]:
 def config_restore_body(options: Mapping[str, Any] | None) -> dict[str, Any]:
     """The /api/config/restore answer."""
     return {"possibleOptions": form_body(options)} if options is not None else {}
+
+
+TASK_ROLES = ("backup", "restore", "export", "cleanup")
+
+
+def task_ctx(module_id: str, role: str, task_uuid: str) -> dict[str, Any]:
+    """The ctx of a task: its role and uuid; everything else lives in its record in storage."""
+    return {"kind": f"{role}@{module_id}", "taskUuid": task_uuid}
+
+
+def parse_task_ctx(ctx: Any, module_id: str, task_uuid: str) -> str:
+    """The role of a task ctx handed back to /api/status; CtxError when it is not this task's."""
+    if not isinstance(ctx, Mapping) or not isinstance(ctx.get("kind"), str):
+        raise CtxError("ctx must be an object with a string 'kind'")
+    role, _, owner = ctx["kind"].partition("@")
+    if owner != module_id:
+        raise CtxError(f"ctx belongs to module '{owner or '?'}', not '{module_id}'")
+    if role not in TASK_ROLES:
+        raise CtxError(
+            f"ctx has role '{role}'; /api/status takes a task ctx ({', '.join(TASK_ROLES)})"
+        )
+    if ctx.get("taskUuid", task_uuid) != task_uuid:
+        raise CtxError("ctx belongs to another task than taskUuid")
+    return str(role)
+
+
+def task_body(
+    status: str,
+    task_uuid: str,
+    ctx: Mapping[str, Any],
+    errors: Sequence[Mapping[str, Any]],
+    progress: Mapping[str, Any] | None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The answer of a task start or /api/status (extra: workingPath, dryRun)."""
+    body: dict[str, Any] = {
+        "status": status,
+        "taskUuid": task_uuid,
+        "ctx": dict(ctx),
+        "errors": [dict(entry) for entry in errors],
+    }
+    if progress is not None:
+        body["progress"] = {key: progress.get(key) for key in ("done", "total", "bytes")}
+    return body | {key: value for key, value in extra.items() if value is not None}

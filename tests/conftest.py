@@ -6,12 +6,18 @@ import os
 # then waits 50-80 s for that probe to time out. It reads this before gcsfs is imported.
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 
+import sys
+import uuid
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack
+from pathlib import Path
 from typing import Any
 
 import pytest
+from starlette.testclient import TestClient
 
 from scripts import servers
+from tests import taskflow
 
 
 @pytest.fixture(scope="session")
@@ -49,3 +55,67 @@ def fake_gcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Serve
     """A fake-gcs-server shared by the session: use a fresh bucket per test."""
     with servers.start_fake_gcs(tmp_path_factory.mktemp("fake-gcs")) as server:
         yield server
+
+
+# --------------------------------------------------------------------------- task tests
+
+
+@pytest.fixture
+def storage_area(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Callable[[str], taskflow.Backend]]:
+    """Make storage areas by backend name (local, memory, s3, gcs), each removed after the test;
+    s3 and gcs start the session's moto or fake-gcs-server when first asked for."""
+    makers: dict[str, Callable[[], AbstractContextManager[taskflow.Backend]]] = {
+        "local": lambda: taskflow.local_backend(tmp_path / f"area-{uuid.uuid4().hex[:8]}"),
+        "memory": taskflow.memory_backend,
+        "s3": lambda: taskflow.s3_backend(request.getfixturevalue("moto")),
+        "gcs": lambda: taskflow.gcs_backend(request.getfixturevalue("fake_gcs")),
+    }
+    with ExitStack() as stack:
+        yield lambda name: stack.enter_context(makers[name]())
+
+
+@pytest.fixture
+def engine_api() -> Iterator[Callable[..., TestClient]]:
+    """Make in-process engines serving modules/kinto (TestClient, lifespan running, so tasks go
+    on between calls); the arguments are Settings fields (storage_allow, ...)."""
+    with ExitStack() as stack:
+
+        def make(**settings: Any) -> TestClient:
+            # imported here: a broken engine module then fails these tests, not every test
+            from engine.app import create_app
+            from engine.loader import load_module
+            from engine.settings import Settings
+
+            app = create_app(load_module(taskflow.KINTO_MODULE), Settings(**settings))
+            return stack.enter_context(TestClient(app, raise_server_exceptions=False))
+
+        yield make
+
+
+@pytest.fixture
+def engine_process(tmp_path: Path) -> Iterator[Callable[..., servers.Server]]:
+    """Start `python -m engine serve modules/kinto` processes on free ports (the arguments are
+    extra environment variables); each logs to its own file and is stopped after the test."""
+    started: list[servers.Server] = []
+
+    def start(**env: str) -> servers.Server:
+        port = servers.free_port()
+        argv: list[str | Path] = [sys.executable, "-m", "engine", "serve", taskflow.KINTO_MODULE]
+        argv += ["--port", str(port)]
+        server = servers.start_process(
+            "engine",
+            argv,
+            url=f"http://{servers.HOST}:{port}",
+            health_url=f"http://{servers.HOST}:{port}/healthz",
+            log_path=tmp_path / f"engine-{port}.log",
+            cwd=taskflow.ROOT,
+            env=env,
+        )
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

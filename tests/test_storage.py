@@ -379,6 +379,27 @@ async def test_list_and_remove_tree_touch_everything_under_the_root_and_nothing_
     assert backend.fs.cat_file(f"{parent}/task-1-other/keep.txt") == b"sibling"
 
 
+async def test_remove_deletes_one_object_engine_paths_included_and_ignores_a_missing_one(
+    backend: Backend,
+):
+    record = f"{ENGINE_DIR}/tasks/{uuid.uuid4()}.part.json"
+    async with backend.open() as storage:
+        await storage.write_json(record, {"temporary": True}, engine=True)
+        for relative in ["objects/a*.bin", "objects/ab.bin", "objects/b.bin"]:
+            await _write(storage, relative, b"data", compress=None)
+
+        await storage.remove(record)
+        await storage.remove("objects/a*.bin")  # a literal name, never a glob pattern
+        assert await storage.list() == ["objects/ab.bin", "objects/b.bin"]
+        assert not await storage.exists(record)
+        await storage.remove(record)  # already gone: no error
+        await storage.remove("objects/never-written.bin")
+        with pytest.raises(PathError, match=r"'\.\.' segment"):
+            await storage.remove("../task-10/keep.txt")
+    assert not backend.has(record)
+    assert backend.has("objects/ab.bin")
+
+
 # --------------------------------------------------------------------------- path guard
 
 TEMPLATE = "objects/{{ item.id }}.jsonl"

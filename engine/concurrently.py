@@ -1,0 +1,57 @@
+"""Running task work side by side: every coroutine to its end, or the first engine error cancels
+the rest and is raised as itself (callers and error handlers never see an exception group)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from typing import Any, TypeVar
+
+from engine.errors import EngineError
+
+T = TypeVar("T")
+Spawn = Callable[[Coroutine[Any, Any, None]], "asyncio.Task[None]"]
+
+
+async def in_group(start: Callable[[Spawn], object]) -> None:
+    """Runs the tasks ``start`` spawns (and those they spawn in turn) to the end."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            start(group.create_task)
+    except* EngineError as failed:
+        raise leaves(failed)[0] from None
+
+
+def leaves(group: BaseExceptionGroup[Any]) -> list[BaseException]:
+    """The exceptions of a group and of the groups nested in it, in order."""
+    found: list[BaseException] = []
+    for exc in group.exceptions:
+        found += leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc]
+    return found
+
+
+async def gather(awaitables: Iterable[Awaitable[T]]) -> list[T]:
+    """The results of every awaitable, run at once, in their order."""
+    results: dict[int, T] = {}
+
+    async def one(index: int, awaitable: Awaitable[T]) -> None:
+        results[index] = await awaitable
+
+    await in_group(lambda spawn: [spawn(one(index, each)) for index, each in enumerate(awaitables)])
+    return [results[index] for index in range(len(results))]
+
+
+async def for_each(
+    function: Callable[[T], Awaitable[None]], items: Iterable[T], *, limit: int | None = None
+) -> None:
+    """Runs function on every item at once (at most ``limit`` at a time, when given)."""
+    gate = asyncio.Semaphore(limit) if limit else None
+
+    async def one(item: T) -> None:
+        if gate is None:
+            await function(item)
+            return
+        async with gate:
+            await function(item)
+
+    await in_group(lambda spawn: [spawn(one(item)) for item in items])

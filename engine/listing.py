@@ -1,0 +1,58 @@
+"""Reading a whole paginated listing, page by page, for tasks (discovery reads a few pages per
+call instead; see discovery.Lister). A failure ends the listing with an error: a backup must
+not mistake a partial listing for a complete one."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from engine import pagination
+from engine.client import Answer, Saas
+from engine.errors import SaasError
+from engine.templating import render
+
+
+async def pages(
+    saas: Saas, listing: Mapping[str, Any], names: Mapping[str, Any], *, place: str
+) -> AsyncIterator[list[Any]]:
+    """The records of each page of ``listing`` (a list request, pagination, records selector and
+    filter), in order. Raises SaasError or PaginationStopped when the listing cannot complete."""
+    rule: Mapping[str, Any] = listing.get("pagination", {"kind": "none"})
+    request: Mapping[str, Any] = listing["request"]
+    step: pagination.Step | None = pagination.first(rule)
+    while step is not None:
+        if step["url"] is not None:
+            label = f"GET {request['path']} (page {step['pages'] + 1})"
+            answer = await saas.follow(step["url"], label, request, names, place=f"{place}/request")
+        else:
+            answer = await saas.send(
+                request, names, place=f"{place}/request", params=step["params"]
+            )
+        records = records_of(answer, str(listing.get("records", "@")))
+        following = pagination.advance(rule, step, answer, records)
+        if following is not None and following["url"] is not None:
+            following["url"] = saas.resolve(following["url"], answer.label)
+        yield _kept(listing.get("filter"), records, names, place)
+        step = following
+
+
+def records_of(answer: Answer, selector: str) -> list[Any]:
+    """The list ``selector`` picks from a JSON answer; SaasError naming both when there is none."""
+    records = answer.select(selector)
+    if not isinstance(records, list):
+        raise SaasError(f"{answer.label}: the selector '{selector}' found no list in the answer")
+    return records
+
+
+def _kept(
+    condition: str | None, records: list[Any], names: Mapping[str, Any], place: str
+) -> list[Any]:
+    if condition is None:
+        return records
+    ctx = names.get("ctx", {})
+    return [
+        item
+        for item in records
+        if render(condition, {"ctx": ctx, "item": item}, place=f"{place}/filter")
+    ]

@@ -1,0 +1,195 @@
+"""The backup manifest (``manifest.json`` at a backup's root, written last): what it holds, how
+it is built and how it is read back. Its presence is what makes a backup complete."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.concurrently import for_each
+from engine.definition import Definition, ResourceType
+from engine.errors import IncompleteBackup, ObjectNotFound, StorageError
+from engine.schema import issues
+from engine.storage import MANIFEST, ObjectInfo, Storage
+
+FORMAT = 1  # bump on an incompatible change; restore reads every format up to this one
+
+_STRING = {"type": "string"}
+_COUNT = {"type": "integer", "minimum": 0}
+_OBJECT = {
+    "type": "object",
+    "required": ["path", "type", "step", "values", "format", "size", "sha256", "rawSize"],
+    "properties": {
+        "path": _STRING,
+        "type": _STRING,
+        "step": _STRING,
+        "values": {"type": "object"},
+        "format": {"enum": ["json", "jsonl", "raw"]},
+        "compression": {"type": ["string", "null"]},
+        "size": _COUNT,
+        "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        "rawSize": _COUNT,
+        "records": _COUNT,
+        "meta": {"type": "object"},
+    },
+}
+SHAPE = {
+    "type": "object",
+    "required": ["format", "module", "taskUuid", "objects"],
+    "properties": {
+        "format": {"type": "integer", "minimum": 1},
+        "module": {"type": "object", "required": ["id"], "properties": {"id": _STRING}},
+        "taskUuid": _STRING,
+        "objects": {"type": "array", "items": _OBJECT},
+        "errors": {"type": "array"},
+    },
+}
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One stored object of a backup: where it is, which resource and step wrote it, and its
+    size and checksum."""
+
+    info: ObjectInfo
+    type: str
+    step: str
+    values: Mapping[str, Any]
+    format: str
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def path(self) -> str:
+        """The object's path below the backup's root."""
+        return self.info.path
+
+    def to_json(self) -> dict[str, Any]:
+        """The entry as the manifest (and a task record) stores it."""
+        info = self.info
+        entry = {
+            "path": info.path,
+            "type": self.type,
+            "step": self.step,
+            "values": dict(self.values),
+            "format": self.format,
+            "compression": info.compression,
+            "size": info.size,
+            "sha256": info.sha256,
+            "rawSize": info.raw_size,
+            "records": info.records,
+        }
+        return entry | ({"meta": dict(self.meta)} if self.meta else {})
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Entry:
+        """An entry from its stored form (already checked against the manifest's shape)."""
+        info = ObjectInfo(
+            path=data["path"],
+            size=data["size"],
+            sha256=data["sha256"],
+            raw_size=data["rawSize"],
+            compression=data.get("compression"),
+            records=data.get("records", 0),
+        )
+        return cls(
+            info, data["type"], data["step"], data["values"], data["format"], data.get("meta", {})
+        )
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A complete backup as its manifest describes it."""
+
+    task_uuid: str
+    module: Mapping[str, Any]
+    items: Sequence[Mapping[str, Any]]
+    entries: Sequence[Entry]
+    raw: Mapping[str, Any]
+
+
+def build(
+    *,
+    task_uuid: str,
+    module: Mapping[str, Any],
+    engine_version: str,
+    request: Mapping[str, Any],
+    entries: Sequence[Entry],
+    errors: Sequence[Mapping[str, Any]],
+    started: str,
+    finished: str,
+) -> dict[str, Any]:
+    """The manifest of a finished backup (request: the task's request, secrets removed)."""
+    return {
+        "format": FORMAT,
+        "engineVersion": engine_version,
+        "module": {"id": module["id"], "version": module["version"]},
+        "taskUuid": task_uuid,
+        "items": list(request.get("items", [])),
+        "options": dict(request.get("options") or {}),
+        "excludes": list(request.get("excludes") or []),
+        "startedAt": started,
+        "finishedAt": finished,
+        "objects": [entry.to_json() for entry in entries],
+        "errors": list(errors),
+    }
+
+
+def parse(data: Any, module_id: str) -> Manifest:
+    """A manifest read from storage; IncompleteBackup naming what is wrong with it."""
+    found = issues(SHAPE, data)
+    if found:
+        first = found[0]
+        raise IncompleteBackup(
+            f"{MANIFEST} is malformed at '{first.pointer or '/'}': {first.message}"
+        )
+    if data["format"] > FORMAT:
+        raise IncompleteBackup(
+            f"{MANIFEST} has format {data['format']}, newer than this engine reads ({FORMAT})"
+        )
+    if data["module"]["id"] != module_id:
+        raise IncompleteBackup(
+            f"{MANIFEST} belongs to module '{data['module']['id']}', not '{module_id}'"
+        )
+    entries = [Entry.from_json(entry) for entry in data["objects"]]
+    return Manifest(data["taskUuid"], data["module"], data.get("items", []), entries, data)
+
+
+async def read(storage: Storage, module_id: str) -> Manifest:
+    """The manifest of the backup at ``storage``; IncompleteBackup when there is none or it
+    cannot be read as one, StorageError when storage fails."""
+    try:
+        data = await storage.read_json(MANIFEST)
+    except ObjectNotFound as exc:
+        raise IncompleteBackup(
+            f"no {MANIFEST} at {storage.url}: the backup is incomplete (or there is none)"
+        ) from exc
+    except StorageError as exc:
+        if "JSON" not in exc.message:
+            raise
+        raise IncompleteBackup(f"{MANIFEST} at {storage.url} is not valid JSON") from exc
+    return parse(data, module_id)
+
+
+async def verify(storage: Storage, entries: Sequence[Entry], concurrency: int) -> None:
+    """Checks every object's size and SHA-256 against its entry; ChecksumMismatch (naming the
+    object) at the first that differs, before anything is written anywhere."""
+    await for_each(storage.verify, [entry.info for entry in entries], limit=concurrency)
+
+
+def resource_key(kind: ResourceType, values: Mapping[str, Any]) -> tuple[str, str]:
+    """Which resource of type kind the ctx values name (its own ctx keys and its ancestors')."""
+    own = {key: values.get(key) for key in kind.ctx_keys}
+    return kind.name, json.dumps(own, sort_keys=True)
+
+
+def by_resource(
+    definition: Definition, entries: Sequence[Entry]
+) -> dict[tuple[str, str], list[Entry]]:
+    """The objects grouped by the resource they belong to, in their order."""
+    resources: dict[tuple[str, str], list[Entry]] = {}
+    for entry in entries:
+        key = resource_key(definition.types[entry.type], entry.values)
+        resources.setdefault(key, []).append(entry)
+    return resources

@@ -1,0 +1,420 @@
+"""Tasks (backup, restore, export, cleanup): starting them, answering /api/status, resuming a
+task whose owner died, heartbeats and shutdown. Everything a task needs to go on lives in its
+record in storage (engine/journal.py; design in docs/tasks.md), so any process can take it up."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from engine import access, backup, export, forms, manifest, restore, wire
+from engine.clock import Clock, SystemClock
+from engine.definition import Definition, Scenario
+from engine.discovery import resolve_ctx
+from engine.errors import (
+    BackupExists,
+    Code,
+    EngineError,
+    NotFoundError,
+    ObjectNotFound,
+    RecordedError,
+    RequestError,
+    Unavailable,
+)
+from engine.job import Job
+from engine.journal import (
+    Journal,
+    check_record,
+    is_stale,
+    new_owner,
+    new_record,
+    record_path,
+    take_lease,
+)
+from engine.logs import current_task
+from engine.schema import suggest
+from engine.settings import Settings
+from engine.storage import MANIFEST, Storage, open_storage
+
+log = logging.getLogger("engine.tasks")
+RESOURCE_ROLES = ("root", "resource")
+
+
+@dataclass
+class _Running:
+    """A task this process runs."""
+
+    journal: Journal
+    ctx: dict[str, Any]
+    storages: list[Storage]
+    task: asyncio.Task[None] | None = None
+
+
+@dataclass(frozen=True)
+class _Start:
+    """A task's request, checked: what its record keeps (no secrets), and its scenario."""
+
+    request: dict[str, Any]
+    scenario: Scenario | None = None
+
+
+@dataclass
+class Tasks:
+    """The tasks of one engine process."""
+
+    definition: Definition
+    settings: Settings
+    pool: httpx.AsyncClient
+    gate: asyncio.Semaphore
+    engine_version: str
+    clock: Clock = field(default_factory=SystemClock)
+    owner: str = field(default_factory=new_owner)
+    running: dict[str, _Running] = field(default_factory=dict)
+    stopping: bool = False
+
+    # the API ---------------------------------------------------------------------------------
+    async def start(
+        self, role: str, body: Mapping[str, Any], *, bulk: bool = False
+    ) -> dict[str, Any]:
+        """Starts a task (or answers for the one with this taskUuid) and answers at once."""
+        task_uuid = str(body["taskUuid"])
+        record_path(task_uuid)
+        if task_uuid in self.running:
+            return self._answer(self.running[task_uuid])
+        if self.stopping:
+            raise Unavailable("the engine is shutting down; retry on another replica")
+        start = _CHECKS[role](self, body, bulk)
+        settings = wire.settings_of(body)
+        if role in ("backup", "restore"):
+            access.open_saas(self.definition, self.pool, self.gate, settings)  # 422 before any I/O
+        storage = await self._open(body["storage"], body)
+        storages = [storage]
+        try:
+            record = await self._record(storage, task_uuid)
+            if record is not None:
+                return await self._resume_or_answer(record, storages, body)
+            if role == "cleanup":
+                await _remove(storage)
+                ctx = wire.task_ctx(self.definition.id, role, task_uuid)
+                return wire.task_body(
+                    "DONE", task_uuid, ctx, [], {"done": 1, "total": 1, "bytes": 0}
+                )
+            await _PREFLIGHTS[role](self, storage)
+            if role == "export":
+                storages.append(await self._open(body["destination"], body))
+            record = new_record(
+                task_uuid,
+                role,
+                module=self.definition.identity,
+                request=start.request,
+                owner=self.owner,
+                now=self.clock.now(),
+            )
+            journal = Journal(storage, record, self.clock)
+            await journal.save()
+        except BaseException:
+            await _close(storages)
+            raise
+        return self._launch(journal, storages, settings)
+
+    async def status(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """The state of a task: from memory when this process runs it, else from its record,
+        resuming it when its owner stopped beating."""
+        task_uuid = str(body["taskUuid"])
+        record_path(task_uuid)
+        role = wire.parse_task_ctx(body["ctx"], self.definition.id, task_uuid)
+        if task_uuid in self.running:
+            return self._answer(self.running[task_uuid])
+        storage = await self._open(body["storage"], body)
+        storages = [storage]
+        try:
+            record = await self._record(storage, task_uuid)
+            if record is None and role == "cleanup":
+                await _remove(storage)  # cleanup keeps no record; doing it again is harmless
+                ctx = wire.task_ctx(self.definition.id, role, task_uuid)
+                return wire.task_body(
+                    "DONE", task_uuid, ctx, [], {"done": 1, "total": 1, "bytes": 0}
+                )
+            if record is None:
+                raise NotFoundError(f"no task {task_uuid} at {storage.url}")
+            if record["kind"] == "export" and record["status"] in ("PENDING", "RUNNING"):
+                destination = body.get("destination") or record["request"]["destination"]
+                storages.append(await self._open(destination, body))
+            return await self._resume_or_answer(record, storages, body)
+        except BaseException:
+            if task_uuid not in self.running:
+                await _close(storages)
+            raise
+
+    async def shutdown(self) -> None:
+        """Stops taking tasks; cancels the running ones, which save and release their leases."""
+        self.stopping = True
+        tasks = [running.task for running in self.running.values() if running.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # records and leases ----------------------------------------------------------------------
+    async def _record(self, storage: Storage, task_uuid: str) -> dict[str, Any] | None:
+        try:
+            data = await storage.read_json(record_path(task_uuid))
+        except ObjectNotFound:
+            return None
+        try:
+            return check_record(data, task_uuid)
+        except EngineError as exc:
+            raise RequestError(f"{exc.message} at {storage.url}") from exc
+
+    async def _resume_or_answer(
+        self, record: dict[str, Any], storages: list[Storage], body: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        ctx = wire.task_ctx(self.definition.id, record["kind"], record["taskUuid"])
+        if record["status"] == "FAILED":
+            await _close(storages)
+            raise _recorded_error(record, ctx)
+        stale = is_stale(record, self.clock.now(), self.settings.stale_seconds)
+        if record["status"] == "DONE" or not stale or self.stopping:
+            await _close(storages)
+            return _record_answer(record, ctx, storages[0].url)
+        claimed = await take_lease(storages[0], record["taskUuid"], record, self.owner, self.clock)
+        if claimed is None:  # another process took it first
+            await _close(storages)
+            return _record_answer(record, ctx, storages[0].url)
+        log.info("resuming task %s after its owner stopped", record["taskUuid"])
+        journal = Journal(storages[0], claimed, self.clock)
+        return self._launch(journal, storages, wire.settings_of(body))
+
+    # running ---------------------------------------------------------------------------------
+    def _launch(
+        self, journal: Journal, storages: list[Storage], settings: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        record = journal.record
+        role, task_uuid = record["kind"], record["taskUuid"]
+        saas = None
+        if role in ("backup", "restore"):
+            saas = access.open_saas(self.definition, self.pool, self.gate, settings)
+        job = Job(
+            self.definition,
+            storages[0],
+            journal,
+            record["request"],
+            saas=saas,
+            destination=storages[1] if len(storages) > 1 else None,
+            concurrency=int(self.definition.connection.get("concurrency", 8)),
+            engine_version=self.engine_version,
+        )
+        ctx = wire.task_ctx(self.definition.id, role, task_uuid)
+        running = _Running(journal, ctx, storages)
+        self.running[task_uuid] = running
+        running.task = asyncio.create_task(self._drive(job, running), name=f"task {task_uuid}")
+        return self._answer(running)
+
+    async def _drive(self, job: Job, running: _Running) -> None:
+        journal = job.journal
+        task_uuid = journal.record["taskUuid"]
+        current_task.set(task_uuid)
+        error: EngineError | None = None
+        beat = asyncio.create_task(journal.beat(self.settings.heartbeat_seconds))
+        try:
+            journal.record["status"] = "RUNNING"
+            await journal.save()
+            await _WORK[journal.record["kind"]](self, job)
+        except asyncio.CancelledError:
+            beat.cancel()
+            await _quietly(journal.release(), task_uuid, "release")
+            await _close(running.storages)
+            self.running.pop(task_uuid, None)
+            raise
+        except EngineError as exc:
+            error = exc
+        except Exception:
+            log.exception("task %s failed unexpectedly", task_uuid)
+            error = EngineError("internal error; see the engine's log")
+        beat.cancel()
+        if error is not None:
+            log.info("task %s failed: %s", task_uuid, error.message)
+        await _quietly(journal.finish(error), task_uuid, "final save")
+        await _close(running.storages)
+        self.running.pop(task_uuid, None)
+
+    def _answer(self, running: _Running) -> dict[str, Any]:
+        record = running.journal.record
+        return _record_answer(record, running.ctx, running.journal.storage.url)
+
+    async def _open(self, info: Mapping[str, Any], body: Mapping[str, Any]) -> Storage:
+        auth = body.get("auth") or {}
+        return await asyncio.to_thread(
+            open_storage,
+            str(info["url"]),
+            info.get("options"),
+            allow=self.settings.allowed_storage,
+            defaults=self.settings.storage_options,
+            aws=auth.get("awsSessionToken"),
+            gc=auth.get("gcAccessToken"),
+        )
+
+    # checking requests -----------------------------------------------------------------------
+    def _items(self, body: Mapping[str, Any], bulk: bool) -> list[dict[str, Any]]:
+        raw = [item["ctx"] for item in body["items"]] if bulk else [body["ctx"]]
+        items = []
+        for ctx in raw:
+            kind, values = resolve_ctx(self.definition, ctx, RESOURCE_ROLES)
+            items.append({"type": kind.name, "values": values})
+        return items
+
+    def _options(self, form: Mapping[str, Any] | None, given: Any) -> dict[str, Any]:
+        values = (forms.defaults(form) if form else {}) | dict(given or {})
+        problems = forms.validate_values(form, values) if form else []
+        if problems:
+            listed = "; ".join(f"{p.field}: {p.message}" for p in problems)
+            raise RequestError(f"options break the form's rules: {listed}")
+        return {key: value for key, value in values.items() if not key.endswith("_secret")}
+
+    def _check_backup(self, body: Mapping[str, Any], bulk: bool) -> _Start:
+        excludes = []
+        for rule in body.get("excludes") or []:
+            name = (rule.get("ctx") or {}).get("type") or rule.get("id")
+            if name not in self.definition.types:
+                hint = suggest(str(name), self.definition.types)
+                raise RequestError(f"excludes names an unknown resource type '{name}'{hint}")
+            excludes.append(name)
+        options = self._options(self.definition.backup_options, body.get("options"))
+        return _Start({"items": self._items(body, bulk), "options": options, "excludes": excludes})
+
+    def _check_restore(self, body: Mapping[str, Any], bulk: bool) -> _Start:
+        items = self._items(body, bulk)
+        scenario = self._scenario(body.get("scenario"), items)
+        own = scenario.options if scenario is not None else None
+        options = self._options(
+            own if own is not None else self.definition.restore_options, body.get("options")
+        )
+        restore.conflict_policy(self.definition.conflict, options)
+        target = None
+        if body.get("target") is not None:
+            kind, values = resolve_ctx(self.definition, body["target"], RESOURCE_ROLES)
+            target = {"type": kind.name, "values": values}
+        request = {
+            "items": items,
+            "scenario": scenario.id if scenario is not None else None,
+            "options": options,
+            "target": target,
+            "dryRun": bool(body.get("dryRun")),
+        }
+        return _Start(request, scenario)
+
+    def _scenario(self, name: Any, items: list[dict[str, Any]]) -> Scenario | None:
+        if name is None:
+            return None
+        known = {scenario.id: scenario for scenario in self.definition.scenarios}
+        if name not in known:
+            raise RequestError(f"unknown restore scenario '{name}'{suggest(str(name), known)}")
+        scenario = known[name]
+        for item in items:
+            if scenario.types is not None and item["type"] not in scenario.types:
+                raise RequestError(f"scenario '{name}' does not apply to type '{item['type']}'")
+        return scenario
+
+    def _check_export(self, body: Mapping[str, Any], bulk: bool) -> _Start:
+        if not self.definition.has_feature("EXPORT"):
+            raise NotFoundError("this module does not declare the EXPORT feature")
+        destination = {"url": str(body["destination"]["url"])}
+        return _Start({"items": self._items(body, bulk), "destination": destination})
+
+    def _check_cleanup(self, body: Mapping[str, Any], bulk: bool) -> _Start:
+        return _Start({"items": self._items(body, bulk)})
+
+    # per-kind steps --------------------------------------------------------------------------
+    async def _no_backup_there(self, storage: Storage) -> None:
+        if await storage.exists(MANIFEST):
+            raise BackupExists(f"{storage.url} already holds a complete backup (its {MANIFEST})")
+
+    async def _complete_backup(self, storage: Storage) -> None:
+        await manifest.read(storage, self.definition.id)
+
+    async def _nothing(self, storage: Storage) -> None:
+        return None
+
+    async def _backup(self, job: Job) -> None:
+        await backup.run(job)
+
+    async def _restore(self, job: Job) -> None:
+        name = job.request.get("scenario")
+        scenario = next((s for s in self.definition.scenarios if s.id == name), None)
+        await restore.run(job, scenario)
+
+    async def _export(self, job: Job) -> None:
+        await export.run(job)
+
+    async def _cleanup(self, job: Job) -> None:
+        await _remove(job.storage)
+
+
+_CHECKS: dict[str, Callable[[Tasks, Mapping[str, Any], bool], _Start]] = {
+    "backup": Tasks._check_backup,
+    "restore": Tasks._check_restore,
+    "export": Tasks._check_export,
+    "cleanup": Tasks._check_cleanup,
+}
+_PREFLIGHTS: dict[str, Callable[[Tasks, Storage], Awaitable[None]]] = {
+    "backup": Tasks._no_backup_there,
+    "restore": Tasks._complete_backup,
+    "export": Tasks._complete_backup,
+    "cleanup": Tasks._nothing,
+}
+_WORK: dict[str, Callable[[Tasks, Job], Awaitable[None]]] = {
+    "backup": Tasks._backup,
+    "restore": Tasks._restore,
+    "export": Tasks._export,
+    "cleanup": Tasks._cleanup,
+}
+
+
+def _record_answer(record: Mapping[str, Any], ctx: Mapping[str, Any], url: str) -> dict[str, Any]:
+    status = "RUNNING" if record["status"] == "FAILED" else record["status"]
+    return wire.task_body(
+        status,
+        record["taskUuid"],
+        ctx,
+        record["errors"],
+        record["progress"],
+        workingPath=url if record["kind"] == "backup" else None,
+        dryRun=record.get("dryRun"),
+    )
+
+
+def _recorded_error(record: Mapping[str, Any], ctx: Mapping[str, Any]) -> RecordedError:
+    """The error a failed task's record keeps, to answer every later status call with."""
+    error = record.get("error") or {}
+    known = {str(code): code for code in Code}
+    code = known.get(str(error.get("code")), Code.INTERNAL)
+    status = error.get("status")
+    description = str(error.get("description", "the task failed"))
+    payload = {"taskUuid": record["taskUuid"], "ctx": dict(ctx)}
+    return RecordedError(code, status if isinstance(status, int) else 500, description, payload)
+
+
+async def _remove(storage: Storage) -> None:
+    try:
+        await storage.remove_tree()
+    except ObjectNotFound:
+        return
+
+
+async def _close(storages: list[Storage]) -> None:
+    for storage in storages:
+        try:
+            await storage.aclose()
+        except EngineError as exc:
+            log.warning("closing storage %s failed: %s", storage.url, exc.message)
+
+
+async def _quietly(action: Awaitable[None], task_uuid: str, what: str) -> None:
+    try:
+        await action
+    except EngineError as exc:
+        log.warning("task %s: %s failed: %s", task_uuid, what, exc.message)

@@ -1,0 +1,406 @@
+"""engine.journal: task record paths and shapes, staleness, and the live Journal (errors, saves
+on a fake clock, heartbeats, finish, release, leases) against real memory:// and local storage."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.clock import iso
+from engine.errors import RequestError, SaasAuthError, StorageError
+from engine.journal import (
+    MAX_ERRORS,
+    SAVE_EVERY,
+    Journal,
+    check_record,
+    is_stale,
+    new_owner,
+    new_record,
+    record_path,
+    take_lease,
+)
+from engine.redaction import MASK, guarding
+from engine.storage import Storage
+from tests.taskparts import local_storage, memory_storage
+
+pytestmark = pytest.mark.anyio
+
+UUID = "0b6c1f2e-9d1a-4c55-b2a1-3f4e5d6c7b8a"
+START = 1_700_000_000.0
+MODULE = {"id": "shelf", "name": "Shelf", "version": "1.2.3"}
+STALE_SECONDS = 30.0
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def storage() -> Iterator[Storage]:
+    with memory_storage() as opened:
+        yield opened
+
+
+class FakeClock:
+    """A Clock that moves only when advanced or slept on; each sleep first awaits on_sleep."""
+
+    def __init__(self, start: float = START) -> None:
+        self.time = start
+        self.slept: list[float] = []
+        self.on_sleep: Callable[[], Awaitable[None]] | None = None
+
+    def now(self) -> float:
+        return self.time
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.time += seconds
+        if self.on_sleep is not None:
+            await self.on_sleep()
+
+
+class Stop(Exception):
+    """Ends a heartbeat loop from inside its clock (beat() only catches StorageError)."""
+
+
+def record(owner: str | None = "host/1/abcd", **changes: Any) -> dict[str, Any]:
+    made = new_record(UUID, "backup", module=MODULE, request={"items": []}, owner="x", now=START)
+    return made | {"owner": owner} | changes
+
+
+def journal_on(storage: Storage, clock: FakeClock, **changes: Any) -> Journal:
+    return Journal(storage, record(**changes), clock)
+
+
+async def stored(storage: Storage) -> dict[str, Any]:
+    return check_record(await storage.read_json(record_path(UUID)), UUID)
+
+
+# --------------------------------------------------------------------------- paths and shapes
+
+
+@pytest.mark.parametrize("task_uuid", [UUID, "a", "Task_1-b", "9" * 128])
+def test_a_record_path_lies_in_the_engines_tasks_folder(task_uuid: str):
+    assert record_path(task_uuid) == f".engine/tasks/{task_uuid}.json"
+
+
+@pytest.mark.parametrize(
+    "task_uuid",
+    ["", "-leading-dash", "_leading", "a/b", "../up", "a.b", "sp ace", "ok\n", "9" * 129],
+)
+def test_a_record_path_refuses_a_uuid_that_could_leave_the_folder_or_is_too_long(task_uuid: str):
+    with pytest.raises(RequestError) as caught:
+        record_path(task_uuid)
+    assert caught.value.message == (
+        "taskUuid must be 1 to 128 letters, digits, '-' or '_', starting with a letter or digit"
+    )
+
+
+def test_a_new_record_is_pending_owned_and_keeps_a_copy_of_the_request():
+    request = {"items": [{"type": "bucket", "values": {"bucket": "b1"}}], "options": {}}
+    made = new_record(UUID, "restore", module=MODULE, request=request, owner="me", now=START)
+
+    stamp = iso(START)
+    assert made == {
+        "format": 1,
+        "taskUuid": UUID,
+        "kind": "restore",
+        "module": {"id": "shelf", "version": "1.2.3"},
+        "request": request,
+        "status": "PENDING",
+        "owner": "me",
+        "heartbeatAt": stamp,
+        "createdAt": stamp,
+        "updatedAt": stamp,
+        "finishedAt": None,
+        "progress": {"done": 0, "total": None, "bytes": 0},
+        "units": {},
+        "errors": [],
+        "error": None,
+    }
+    assert made["request"] is not request
+    assert check_record(made, UUID) is made
+
+
+def test_owners_of_one_process_differ_only_in_their_random_part():
+    first, second = new_owner(), new_owner()
+
+    assert first != second
+    assert first.rsplit("/", 1)[0] == second.rsplit("/", 1)[0]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        None,
+        [],
+        "a record",
+        {key: value for key, value in record().items() if key != "units"},
+        {key: value for key, value in record().items() if key != "progress"},
+        record(taskUuid="another-task"),
+        record(status="PAUSED"),
+        record(units=[]),
+        record(errors={}),
+    ],
+    ids=[
+        "null",
+        "list",
+        "string",
+        "no units",
+        "no progress",
+        "another task",
+        "unknown status",
+        "units a list",
+        "errors a mapping",
+    ],
+)
+def test_a_malformed_record_is_a_storage_error_naming_the_task_and_its_path(data: Any):
+    with pytest.raises(StorageError) as caught:
+        check_record(data, UUID)
+    assert caught.value.message == f"the record of task {UUID} is malformed"
+    assert caught.value.path == f".engine/tasks/{UUID}.json"
+
+
+# --------------------------------------------------------------------------- staleness
+
+
+def test_a_recent_heartbeat_is_not_stale_up_to_the_limit_itself():
+    beating = record(heartbeatAt=iso(START))
+
+    assert not is_stale(beating, START + 1, STALE_SECONDS)
+    assert not is_stale(beating, START + STALE_SECONDS, STALE_SECONDS)
+    assert is_stale(beating, START + STALE_SECONDS + 0.01, STALE_SECONDS)
+
+
+def test_a_released_record_is_stale_however_fresh_its_heartbeat():
+    assert is_stale(record(owner=None, heartbeatAt=iso(START)), START, STALE_SECONDS)
+
+
+@pytest.mark.parametrize("beat", [None, "", "yesterday", 12, "2024-02-30T00:00:00Z"])
+def test_a_missing_or_unreadable_heartbeat_is_stale(beat: Any):
+    assert is_stale(record(heartbeatAt=beat), START, STALE_SECONDS)
+
+
+def test_a_record_without_heartbeat_or_owner_keys_is_stale():
+    assert is_stale({"status": "RUNNING"}, START, STALE_SECONDS)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_an_error_is_listed_with_the_requests_secrets_scrubbed_from_its_description(
+    storage: Storage,
+):
+    journal = journal_on(storage, FakeClock())
+    entry = {"code": "SAAS_ERROR", "description": "GET /b?token=tok-Secret-77 failed", "x": 1}
+
+    with guarding({"auth": {"settings": {"token_secret": "tok-Secret-77"}}}):
+        journal.error(entry)
+
+    assert journal.record["errors"] == [
+        {"code": "SAAS_ERROR", "description": f"GET /b?token={MASK} failed", "x": 1}
+    ]
+    assert entry["description"] == "GET /b?token=tok-Secret-77 failed"
+
+
+def test_errors_past_the_cap_are_counted_in_the_last_entry_not_listed(storage: Storage):
+    journal = journal_on(storage, FakeClock())
+    for n in range(MAX_ERRORS + 3):
+        journal.error({"code": "SAAS_ERROR" if n < MAX_ERRORS else "LATE", "description": f"#{n}"})
+
+    errors = journal.record["errors"]
+    assert len(errors) == MAX_ERRORS
+    assert errors[MAX_ERRORS - 2] == {"code": "SAAS_ERROR", "description": f"#{MAX_ERRORS - 2}"}
+    # the last listed one and the three past the cap
+    assert errors[-1] == {
+        "code": "LATE",
+        "description": "4 more errors like the ones above are not listed",
+    }
+    assert journal.record["moreErrors"] == 3
+
+
+# --------------------------------------------------------------------------- saves
+
+
+async def test_finished_units_are_saved_only_once_the_last_save_is_old_enough(storage: Storage):
+    clock = FakeClock()
+    journal = journal_on(storage, clock)
+
+    clock.time += SAVE_EVERY / 2
+    await journal.unit("b1/bucket.json.zst", {"size": 10})
+    assert not await storage.exists(record_path(UUID))
+
+    clock.time = START + SAVE_EVERY
+    await journal.unit("b2/bucket.json.zst", {"size": 20})
+    saved = await stored(storage)
+    assert saved["units"] == {
+        "b1/bucket.json.zst": {"size": 10},
+        "b2/bucket.json.zst": {"size": 20},
+    }
+    assert saved["updatedAt"] == iso(START + SAVE_EVERY)
+
+    clock.time += SAVE_EVERY / 2
+    await journal.unit("b3/bucket.json.zst", {"size": 30})
+    assert set((await stored(storage))["units"]) == {"b1/bucket.json.zst", "b2/bucket.json.zst"}
+    assert set(journal.units) == {"b1/bucket.json.zst", "b2/bucket.json.zst", "b3/bucket.json.zst"}
+
+
+async def test_a_save_of_a_running_task_refreshes_its_heartbeat_and_update_time(storage: Storage):
+    clock = FakeClock()
+    journal = journal_on(storage, clock, status="RUNNING")
+    clock.time += 7
+
+    await journal.save()
+
+    saved = await stored(storage)
+    assert saved["heartbeatAt"] == saved["updatedAt"] == iso(START + 7)
+    assert saved["createdAt"] == iso(START)
+
+
+async def test_a_finished_task_saves_as_done_and_stops_beating(storage: Storage):
+    clock = FakeClock()
+    journal = journal_on(storage, clock, status="RUNNING")
+    clock.time += 5
+
+    await journal.finish(None)
+    clock.time += 5
+    await journal.save()
+
+    saved = await stored(storage)
+    assert saved["status"] == "DONE"
+    assert saved["error"] is None
+    assert saved["finishedAt"] == iso(START + 5)
+    assert saved["heartbeatAt"] == iso(START)
+    assert saved["updatedAt"] == iso(START + 10)
+
+
+async def test_a_failed_task_saves_its_error_with_the_secrets_scrubbed(storage: Storage):
+    journal = journal_on(storage, FakeClock(), status="RUNNING")
+
+    with guarding({"password_secret": "hunter2-Secret"}):
+        await journal.finish(SaasAuthError("GET /me: refused hunter2-Secret"))
+
+    saved = await stored(storage)
+    assert saved["status"] == "FAILED"
+    assert saved["finishedAt"] == iso(START)
+    assert saved["error"] == {
+        "status": 502,
+        "code": "SAAS_AUTH_FAILED",
+        "description": f"GET /me: refused {MASK}",
+    }
+
+
+async def test_a_released_task_has_no_owner_so_the_next_status_call_finds_it_stale(
+    storage: Storage,
+):
+    clock = FakeClock()
+    journal = journal_on(storage, clock, status="RUNNING")
+
+    await journal.release()
+
+    saved = await stored(storage)
+    assert saved["owner"] is None
+    assert saved["status"] == "RUNNING"
+    assert is_stale(saved, clock.now(), STALE_SECONDS)
+
+
+async def test_the_heartbeat_saves_after_every_interval(storage: Storage):
+    clock = FakeClock()
+    journal = journal_on(storage, clock, status="RUNNING")
+    beats: list[str] = []
+
+    async def look() -> None:
+        if clock.slept[1:]:  # the previous interval's save has happened
+            beats.append((await stored(storage))["heartbeatAt"])
+        if len(clock.slept) == 4:
+            raise Stop
+
+    clock.on_sleep = look
+    with pytest.raises(Stop):
+        await journal.beat(5)
+
+    assert clock.slept == [5, 5, 5, 5]
+    assert beats == [iso(START + 5), iso(START + 10), iso(START + 15)]
+
+
+async def test_a_failed_heartbeat_is_logged_and_the_next_one_saves(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    storage = local_storage(tmp_path)
+    blocker = tmp_path / "backup" / ".engine"
+    blocker.parent.mkdir()
+    blocker.write_text("a file where the tasks folder should be")
+    clock = FakeClock()
+    journal = journal_on(storage, clock, status="RUNNING")
+
+    async def unblock_then_stop() -> None:
+        if len(clock.slept) == 3:
+            blocker.unlink()
+        if len(clock.slept) == 4:
+            raise Stop
+
+    clock.on_sleep = unblock_then_stop
+    with caplog.at_level(logging.WARNING, "engine.tasks"), pytest.raises(Stop):
+        await journal.beat(5)
+
+    warnings = [r.getMessage() for r in caplog.records if r.name == "engine.tasks"]
+    assert len(warnings) == 2
+    assert all(message.startswith(f"heartbeat of task {UUID} failed: ") for message in warnings)
+    assert (await stored(storage))["heartbeatAt"] == iso(START + 15)
+
+
+# --------------------------------------------------------------------------- leases
+
+
+@pytest.mark.parametrize("backend", ["memory", "local"])
+async def test_taking_a_lease_makes_this_process_the_running_owner(
+    backend: str, tmp_path: Path, storage: Storage
+):
+    where = storage if backend == "memory" else local_storage(tmp_path)
+    clock = FakeClock(START + 100)
+    dead = record(owner="gone/1/dead", status="RUNNING", units={"a.json.zst": {"size": 1}})
+
+    claimed = await take_lease(where, UUID, dead, "me/2/beef", clock)
+
+    assert claimed is not None
+    assert claimed["owner"] == "me/2/beef"
+    assert claimed["status"] == "RUNNING"
+    assert claimed["heartbeatAt"] == iso(START + 100)
+    assert claimed["units"] == {"a.json.zst": {"size": 1}}
+    assert await stored(where) == claimed
+    assert dead["owner"] == "gone/1/dead"
+
+
+async def test_of_two_processes_claiming_one_stale_task_the_last_writer_wins(storage: Storage):
+    dead = record(owner="gone/1/dead", status="RUNNING")
+    ours, theirs = FakeClock(), FakeClock()
+    won: list[dict[str, Any] | None] = []
+
+    async def the_other_claims_meanwhile() -> None:
+        won.append(await take_lease(storage, UUID, dead, "other/3/cafe", theirs))
+
+    ours.on_sleep = the_other_claims_meanwhile
+
+    assert await take_lease(storage, UUID, dead, "me/2/beef", ours) is None
+    [other] = won
+    assert other is not None
+    assert other["owner"] == "other/3/cafe"
+    assert (await stored(storage))["owner"] == "other/3/cafe"
+
+
+async def test_claiming_a_task_whose_record_turned_malformed_is_a_storage_error(
+    storage: Storage,
+):
+    clock = FakeClock()
+
+    async def another_task_overwrites() -> None:
+        await storage.write_json(record_path(UUID), {"not": "a record"}, engine=True)
+
+    clock.on_sleep = another_task_overwrites
+    with pytest.raises(StorageError, match="is malformed"):
+        await take_lease(storage, UUID, record(), "me/2/beef", clock)
