@@ -3,16 +3,14 @@ connection built from them, and the connection check of /api/schemas/auth/valida
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
-
-import httpx
 
 from engine import forms, wire
 from engine.client import Saas
 from engine.definition import Definition
 from engine.errors import Code, SaasAuthError, SaasError, SettingsError, TemplateError
+from engine.outbound import Outbound
 from engine.selectors import select
 from engine.templating import Usage, inspect
 
@@ -31,13 +29,9 @@ def form_errors(definition: Definition, settings: Mapping[str, Any] | None) -> l
     ]
 
 
-def open_saas(
-    definition: Definition,
-    pool: httpx.AsyncClient,
-    gate: asyncio.Semaphore,
-    settings: Mapping[str, Any] | None,
-) -> Saas:
-    """The source's connection; SettingsError (422) when the settings break the form."""
+def open_saas(definition: Definition, shared: Outbound, body: Mapping[str, Any]) -> Saas:
+    """The source a request's auth names; SettingsError (422) when the settings break the form."""
+    settings = wire.settings_of(body)
     errors = form_errors(definition, settings)
     if errors:
         fields = ", ".join(entry["description"] for entry in errors)
@@ -45,7 +39,7 @@ def open_saas(
             f"the auth settings break the form's rules: {fields}", field=errors[0].get("field")
         )
     try:
-        return Saas(pool, definition, settings, gate)
+        return Saas(shared, definition, settings, wire.platform_of(body))
     except TemplateError as exc:
         raise SettingsError(
             f"the auth settings lack a value the connection needs ({exc.message})"
@@ -66,17 +60,15 @@ def _base_url_field(definition: Definition) -> str | None:
 
 
 async def check(
-    definition: Definition,
-    pool: httpx.AsyncClient,
-    gate: asyncio.Semaphore,
-    settings: Mapping[str, Any] | None,
+    definition: Definition, body: Mapping[str, Any], opener: Callable[[], Saas]
 ) -> list[dict[str, Any]]:
-    """Form rules first, then the module's connection check against the SaaS."""
-    errors = form_errors(definition, settings)
+    """Form rules first, then the module's connection check against the SaaS (opener: the
+    call's way of opening its source)."""
+    errors = form_errors(definition, wire.settings_of(body))
     if errors:
         return errors
     try:
-        saas = open_saas(definition, pool, gate, settings)
+        saas = opener()
         return await _connection_check(definition, saas)
     except SaasAuthError as exc:
         return [wire.entry_of(exc)]

@@ -3,7 +3,6 @@ routes from the endpoint table, shared resources in lifespan state, one error re
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import logging
 from collections.abc import AsyncIterator
@@ -17,10 +16,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from engine import wire
-from engine.client import new_pool
 from engine.clock import Clock, SystemClock
 from engine.definition import Definition
 from engine.errors import EngineError, MethodError, NotFoundError, UnauthorizedError
+from engine.outbound import outbound
 from engine.redaction import guarding, scrub
 from engine.routes import ENDPOINTS, ENGINE_VERSION, Call, Endpoint
 from engine.settings import Settings
@@ -55,14 +54,17 @@ def _view(endpoint: Endpoint) -> Any:
             body.get("auth"),
             body.get("settings"),
             (body.get("storage") or {}).get("options"),
+            (body.get("destination") or {}).get("options"),
         )
         with guarding(*secrets):
             state = request.state
-            call = Call(
-                request.app.state.definition, settings, state.pool, state.gate, body, state.tasks
-            )
+            call = Call(request.app.state.definition, settings, state.outbound, body, state.tasks)
             try:
-                return JSONResponse(await endpoint.handler(call))
+                answer = await endpoint.handler(call)
+                update = call.auth_update()
+                if update:
+                    answer = answer | {"authUpdate": {"settings": update}}
+                return JSONResponse(answer)
             except EngineError as exc:
                 log.info(
                     "%s failed: %s", endpoint.path, exc.message, extra={"endpoint": endpoint.path}
@@ -112,12 +114,12 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        concurrency = int(definition.connection.get("concurrency", 8))
-        async with new_pool(max_connections=settings.max_connections) as pool:
-            gate = asyncio.Semaphore(concurrency)
-            tasks = Tasks(definition, settings, pool, gate, ENGINE_VERSION, clock=clock)
+        async with outbound(
+            definition, max_connections=settings.max_connections, clock=clock
+        ) as shared:
+            tasks = Tasks(definition, settings, shared, ENGINE_VERSION, clock=clock)
             try:
-                yield {"pool": pool, "gate": gate, "tasks": tasks}
+                yield {"outbound": shared, "tasks": tasks}
             finally:
                 await tasks.shutdown()
 

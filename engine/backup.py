@@ -13,7 +13,7 @@ from engine import listing, manifest
 from engine.clock import iso
 from engine.concurrently import Spawn, gather, in_group, leaves
 from engine.definition import ResourceType
-from engine.errors import EngineError, PathError, SaasAuthError, SaasError, StorageError
+from engine.errors import EngineError, Ignored, PathError, SaasAuthError, SaasError, StorageError
 from engine.job import Job
 from engine.manifest import Entry
 from engine.mapping import map_item
@@ -170,6 +170,8 @@ class Backup:
             meta = self._meta(step, values, item, place)
         except (SaasAuthError, StorageError):
             raise
+        except Ignored:  # a response rule: nothing to store for this unit
+            return
         except EngineError as exc:
             self._failed(exc, label, required=required)
             return
@@ -263,13 +265,17 @@ class Backup:
         names = {"settings": self.saas.settings, "ctx": values, "options": self.options}
         selector = str(each.get("select", "@"))
 
-        async def one(item: Any) -> Any:
-            answer = await self.saas.send(
-                each["request"], names | {"item": item}, place=f"{place}/request"
-            )
-            return answer.select(selector)
+        async def one(item: Any) -> list[Any]:
+            try:
+                answer = await self.saas.send(
+                    each["request"], names | {"item": item}, place=f"{place}/request"
+                )
+            except Ignored:  # a response rule (an item deleted meanwhile, say): leave it out
+                return []
+            return [answer.select(selector)]
 
-        return await gather(one(item) for item in page)
+        found = await gather(one(item) for item in page)
+        return [record for records in found for record in records]
 
     async def _download(
         self,

@@ -341,8 +341,10 @@ def _hidden_children(data: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
 
 def _plain_http(data: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     connection = data.get("connection", {})
-    kind = connection.get("auth", {}).get("kind", "none")
-    if kind != "none" and str(connection["baseUrl"]).lower().startswith("http://"):
+    auth = connection.get("auth", {})
+    kinds = [each.get("kind", "none") for each in (auth if isinstance(auth, list) else [auth])]
+    kind = next((kind for kind in kinds if kind != "none"), None)
+    if kind is not None and str(connection["baseUrl"]).lower().startswith("http://"):
         yield "/connection/baseUrl", f"{kind} credentials would travel unencrypted; use https"
 
 

@@ -4,11 +4,10 @@ that imports httpx."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -18,8 +17,11 @@ from urllib.parse import urljoin
 import httpx
 
 from engine import credentials
+from engine.credentials import Applied, Reach
 from engine.definition import Definition
 from engine.errors import SaasAuthError, SaasError, TemplateError
+from engine.outbound import Outbound
+from engine.resilience import Policy, Retryable, Rule, apply_rule, retry_after, rules_of
 from engine.selectors import SelectorError, select
 from engine.templating import render, render_tree
 
@@ -30,14 +32,6 @@ _SCHEMES = frozenset({"http", "https"})
 _BAD_HEADER_VALUE = re.compile(r"[^\t\x20-\x7e]")
 _TEXT = "text/plain; charset=utf-8"
 Origin = tuple[str, str, int | None]
-
-
-def new_pool(*, max_connections: int = 64) -> httpx.AsyncClient:
-    """The process's shared connection pool (one per app, kept in lifespan state)."""
-    limits = httpx.Limits(
-        max_connections=max_connections, max_keepalive_connections=max_connections
-    )
-    return httpx.AsyncClient(limits=limits, follow_redirects=False, trust_env=False)
 
 
 def _reject_constant(name: str) -> Any:
@@ -118,25 +112,33 @@ class Saas:
 
     def __init__(
         self,
-        pool: httpx.AsyncClient,
+        shared: Outbound,
         definition: Definition,
         settings: Mapping[str, Any] | None,
-        gate: asyncio.Semaphore,
+        platform: Mapping[str, Any] | None = None,
     ) -> None:
-        self.pool = pool
+        self.shared = shared
+        self.pool = shared.pool
         self.definition = definition
         self.settings = dict(settings or {})
-        self.gate = gate
         connection = definition.connection
-        names = {"settings": self.settings}
+        names = {"settings": self.settings, "platform": dict(platform or {})}
         self.base = _base_url(render(connection["baseUrl"], names, place="/connection/baseUrl"))
         self.origin = _origin(self.base)
-        self.headers = merge_headers(
-            render_tree(connection.get("headers", {}), names, place="/connection/headers"),
-            credentials.headers_for(connection.get("auth"), names),
+        self.headers = render_tree(
+            connection.get("headers", {}), names, place="/connection/headers"
         )
         timeouts = definition.timeouts
         self.timeout = httpx.Timeout(timeouts["read"], connect=timeouts["connect"])
+        self.policy = Policy.of(connection.get("retry"))
+        self.rules = rules_of(connection.get("responses", ()))
+        reach = Reach(self.pool, self.timeout, shared.tokens, shared.clock, self._login)
+        self.credential = credentials.credential_for(connection.get("auth"), names, reach)
+
+    @property
+    def auth_update(self) -> dict[str, Any]:
+        """Settings the platform must keep (a rotated refresh token): the answer's authUpdate."""
+        return dict(self.credential.update)
 
     async def send(
         self,
@@ -149,7 +151,8 @@ class Saas:
     ) -> Answer:
         """Renders and sends a request spec (method, path, query, headers, body). An error
         status in ``accept`` is answered, not raised (a conflict the caller handles)."""
-        return await self._exchange(self._prepare(spec, names, place, params), accept=accept)
+        out = self._prepare(spec, names, place, params)
+        return await self._exchange(out, accept=accept, rules=_rules(spec) + self.rules)
 
     async def download(
         self,
@@ -160,19 +163,29 @@ class Saas:
         place: str,
     ) -> int:
         """Sends a request and streams its answer's body into ``sink``, chunk by chunk, without
-        holding it whole; returns the byte count."""
+        holding it whole; returns the byte count. Attempts are repeated until the body starts
+        flowing; a failure after that is the caller's (the object is discarded)."""
         out = self._prepare(spec, names, place, None)
+        rules = _rules(spec) + self.rules
+
+        async def attempt() -> httpx.Response:
+            response = await self._send_once(out, stream=True)
+            if response.status_code >= 300:
+                await response.aread()
+                await response.aclose()
+                self._judge(out, response, (), rules)
+            return response
+
         count = 0
-        async with self.gate:
-            with _translated(out.label):
-                response = await self.pool.send(self._build(out), stream=True)
-                try:
-                    _check_status(out.label, response.status_code)
+        async with self.shared.gate:
+            response = await self.policy.run(out.method, attempt, self.shared.clock)
+            try:
+                with _translated(out.label):
                     async for chunk in response.aiter_raw():
                         count += len(chunk)
                         await sink(chunk)
-                finally:
-                    await response.aclose()
+            finally:
+                await response.aclose()
         log.debug("saas %s -> streamed %d bytes", out.label, count)
         return count
 
@@ -195,10 +208,11 @@ class Saas:
         url = self._within_origin(self.base + path, label, "the request path")
         return _Outbound(method, url, label, query, headers, content)
 
-    def _build(self, out: _Outbound) -> httpx.Request:
-        headers = merge_headers(self.headers, out.headers)
+    def _build(self, out: _Outbound, applied: Applied) -> httpx.Request:
+        headers = merge_headers(self.headers, applied.headers, out.headers)
         _check_headers(out.label, headers)
-        params = {key: _query_value(value) for key, value in out.query.items()}
+        query = dict(applied.query) | dict(out.query)
+        params = {key: _query_value(value) for key, value in query.items()}
         return self.pool.build_request(
             out.method,
             out.url,
@@ -214,7 +228,8 @@ class Saas:
         """GETs a next-page URL given by the SaaS, with the list request's own headers."""
         absolute = self.resolve(url, label)
         headers = self._request_headers(spec, names, place)
-        return await self._exchange(_Outbound("GET", absolute, label, {}, headers, None))
+        out = _Outbound("GET", absolute, label, {}, headers, None)
+        return await self._exchange(out, rules=_rules(spec) + self.rules)
 
     def resolve(self, url: str, label: str) -> str:
         """The absolute form of a URL the SaaS gave; SaasError when it leaves the base's origin."""
@@ -234,15 +249,84 @@ class Saas:
     ) -> dict[str, str]:
         return merge_headers(render_tree(spec.get("headers", {}), names, place=f"{place}/headers"))
 
-    async def _exchange(self, out: _Outbound, *, accept: Collection[int] = ()) -> Answer:
-        request = self._build(out)
-        async with self.gate:
+    async def _login(self, spec: Mapping[str, Any], names: Mapping[str, Any]) -> Any:
+        """The session login: the spec sent without the connection's credentials."""
+        out = self._prepare(spec, names, "/connection/auth/login", None)
+
+        async def attempt() -> Answer:
+            response = await self._send_once(out, credential=False)
+            return self._judge(out, response, (), self.rules)
+
+        answer = await self.policy.run(out.method, attempt, self.shared.clock)
+        return answer.json()
+
+    async def _exchange(
+        self, out: _Outbound, *, accept: Collection[int] = (), rules: tuple[Rule, ...] = ()
+    ) -> Answer:
+        async def attempt() -> Answer:
+            async with self.shared.gate:
+                response = await self._send_once(out)
+            return self._judge(out, response, accept, rules)
+
+        return await self.policy.run(out.method, attempt, self.shared.clock)
+
+    async def _send_once(
+        self, out: _Outbound, *, stream: bool = False, credential: bool = True
+    ) -> httpx.Response:
+        """One attempt: credentials applied (renewed once when the SaaS refuses them)."""
+        while True:
+            applied = await self.credential.apply() if credential else Applied()
+            request = self._build(out, applied)
+            if self.shared.limiter is not None:
+                await self.shared.limiter.acquire()
             with _translated(out.label):
-                response = await self.pool.send(request)
-        log.debug("saas %s -> %s", out.label, response.status_code)
-        if response.status_code not in accept:
-            _check_status(out.label, response.status_code)
-        return _answer(out.label, response)
+                response = await self.pool.send(request, stream=stream)
+            if not (
+                credential
+                and response.status_code in _AUTH_STATUSES
+                and await self.credential.renew()
+            ):
+                return response
+            await response.aclose()
+            log.info(
+                "saas %s -> %s; renewing the credentials once", out.label, response.status_code
+            )
+
+    def _judge(
+        self,
+        out: _Outbound,
+        response: httpx.Response,
+        accept: Collection[int],
+        rules: Sequence[Rule],
+    ) -> Answer:
+        """The answer of an attempt, or what its status and body call for."""
+        status = response.status_code
+        log.debug("saas %s -> %s", out.label, status)
+        wait = retry_after(
+            response.headers.get("Retry-After"), self.shared.clock, self.policy, out.label
+        )
+        body = response.content
+        rule = next((rule for rule in rules if rule.matches(status, body)), None)
+        if rule is not None:
+            apply_rule(rule, out.label, status, wait)
+        if status in accept:
+            return _answer(out.label, response)
+        if status in self.policy.statuses:
+            raise Retryable(
+                f"{out.label}: the SaaS answered HTTP {status}", kind=str(status), retry_after=wait
+            )
+        _check_status(out.label, status)
+        answer = _answer(out.label, response)
+        if "invalid" in self.policy.errors and "json" in response.headers.get("Content-Type", ""):
+            try:
+                answer.json()
+            except SaasError as exc:
+                raise Retryable(exc.message, kind="invalid") from exc
+        return answer
+
+
+def _rules(spec: Mapping[str, Any]) -> tuple[Rule, ...]:
+    return rules_of(spec.get("responses", ()))
 
 
 @contextmanager
@@ -250,10 +334,18 @@ def _translated(label: str) -> Iterator[None]:
     """httpx's failures as SaasErrors naming the request (never its URL)."""
     try:
         yield
+    except httpx.ConnectTimeout as exc:
+        raise Retryable(
+            f"{label}: cannot reach the SaaS (connection timed out)", kind="connect"
+        ) from exc
     except httpx.TimeoutException as exc:
-        raise SaasError(f"{label}: the SaaS did not answer in time") from exc
+        raise Retryable(f"{label}: the SaaS did not answer in time", kind="timeout") from exc
+    except httpx.ConnectError as exc:
+        raise Retryable(
+            f"{label}: cannot reach the SaaS (connection failed)", kind="connect"
+        ) from exc
     except httpx.HTTPError as exc:
-        raise SaasError(f"{label}: cannot reach the SaaS ({_reason(exc)})") from exc
+        raise Retryable(f"{label}: cannot reach the SaaS ({_reason(exc)})", kind="dropped") from exc
     except httpx.InvalidURL as exc:
         raise SaasError(f"{label}: the request URL is not valid") from exc
 
@@ -290,6 +382,14 @@ def _links(response: httpx.Response) -> dict[str, str]:
         for rel in str(link.get("rel", "")).split():
             found.setdefault(rel.lower(), str(link.get("url", "")))
     return found
+
+
+# httpx failures by kind (most specific first): the retry policy's error kind, and the message
+_FAILURES: tuple[tuple[type[httpx.HTTPError], tuple[str, str]], ...] = (
+    (httpx.ConnectTimeout, ("connect", "cannot reach the SaaS (connection timed out)")),
+    (httpx.TimeoutException, ("timeout", "the SaaS did not answer in time")),
+    (httpx.ConnectError, ("connect", "cannot reach the SaaS (connection failed)")),
+)
 
 
 def _reason(exc: httpx.HTTPError) -> str:

@@ -1,46 +1,271 @@
-"""Credential kinds: how the connection's ``auth`` turns settings into request headers.
-One function per kind, one table; the JSON Schema lists the same names."""
+"""Credential kinds: how the connection's ``auth`` puts credentials on every SaaS request. One
+class per kind, one table (KINDS); the JSON Schema lists the same names.
+
+Static kinds render their templates once. Token kinds obtain an access token (OAuth2 client
+credentials, OAuth2 refresh token, session login), share it through the process's TokenCache,
+and renew it once when the SaaS refuses it. A rotated refresh token is used from then on and
+kept in ``update`` (the settings the platform must store: the answer's ``authUpdate``)."""
 
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from engine.errors import TemplateError
-from engine.templating import render
+import httpx
 
-Apply = Callable[[Mapping[str, Any], Mapping[str, Any]], dict[str, str]]
+from engine.clock import Clock
+from engine.errors import SaasAuthError, SaasError, TemplateError
+from engine.selectors import SelectorError, select
+from engine.templating import render, render_tree
+from engine.tokens import Token, TokenCache, cache_key, error_code, expiry
+
+# sends the login request spec, rendered with the names given: its answer's JSON
+Login = Callable[[Mapping[str, Any], Mapping[str, Any]], Awaitable[Any]]
 
 
-def _none(spec: Mapping[str, Any], names: Mapping[str, Any]) -> dict[str, str]:
-    return {}
+@dataclass(frozen=True)
+class Applied:
+    """What credentials add to one request."""
+
+    headers: Mapping[str, str] = field(default_factory=dict)
+    query: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Reach:
+    """What token kinds need: the HTTP pool, timeouts, the token cache and the clock, and a way
+    to send the session login through the SaaS connection."""
+
+    pool: httpx.AsyncClient
+    timeout: httpx.Timeout
+    tokens: TokenCache
+    clock: Clock
+    login: Login
+
+
+class Credential:
+    """Credentials of one connection."""
+
+    def __init__(self) -> None:
+        self.update: dict[str, Any] = {}  # settings the platform must keep (authUpdate)
+
+    async def apply(self) -> Applied:
+        """What to add to the next request."""
+        return Applied()
+
+    async def renew(self) -> bool:
+        """Called when the SaaS refused the credentials: True when a new try may succeed."""
+        return False
 
 
 def _value(spec: Mapping[str, Any], key: str, names: Mapping[str, Any]) -> str:
     """One credential rendered to text; a TemplateError when it renders to nothing."""
     place = f"/connection/auth/{key}"
     value = render(spec[key], names, place=place)
-    if value is None:
-        raise TemplateError("rendered to null", place=place)
+    if value is None or value == "":
+        raise TemplateError("rendered to null or empty text", place=place)
     return str(value)
 
 
-def _basic(spec: Mapping[str, Any], names: Mapping[str, Any]) -> dict[str, str]:
+class _Static(Credential):
+    def __init__(self, applied: Applied) -> None:
+        super().__init__()
+        self._applied = applied
+
+    async def apply(self) -> Applied:
+        return self._applied
+
+
+def _none(spec: Mapping[str, Any], names: Mapping[str, Any], reach: Reach) -> Credential:
+    return _Static(Applied())
+
+
+def _basic(spec: Mapping[str, Any], names: Mapping[str, Any], reach: Reach) -> Credential:
     user, password = _value(spec, "username", names), _value(spec, "password", names)
     token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-    return {"Authorization": f"Basic {token}"}
+    return _Static(Applied({"Authorization": f"Basic {token}"}))
 
 
-def _bearer(spec: Mapping[str, Any], names: Mapping[str, Any]) -> dict[str, str]:
-    return {"Authorization": f"Bearer {_value(spec, 'token', names)}"}
+def _bearer(spec: Mapping[str, Any], names: Mapping[str, Any], reach: Reach) -> Credential:
+    return _Static(Applied({"Authorization": f"Bearer {_value(spec, 'token', names)}"}))
 
 
-KINDS: dict[str, Apply] = {"none": _none, "basic": _basic, "bearer": _bearer}
+def _api_key(spec: Mapping[str, Any], names: Mapping[str, Any], reach: Reach) -> Credential:
+    pair = {str(spec["name"]): _value(spec, "value", names)}
+    return _Static(Applied(query=pair) if spec.get("in") == "query" else Applied(headers=pair))
 
 
-def headers_for(spec: Mapping[str, Any] | None, names: Mapping[str, Any]) -> dict[str, str]:
-    """The headers that carry the credentials described by ``spec``."""
+class _Obtained(Credential):
+    """Credentials carried by a token the engine obtains and caches."""
+
+    step = "the token request"
+
+    def __init__(self, reach: Reach, key: str, header: str, value: str) -> None:
+        super().__init__()
+        self.reach = reach
+        self.key = key
+        self.header = header
+        self.value = value  # the header's value, a template naming ``token``
+        self._token: Token | None = None
+        self._renewed = False
+
+    async def apply(self) -> Applied:
+        self._token = await self.reach.tokens.get(self.key, self.fetch)
+        value = render(self.value, {"token": self._token.value}, place="/connection/auth/value")
+        return Applied({self.header: str(value)})
+
+    async def renew(self) -> bool:
+        if self._token is None or self._renewed:
+            return False
+        self._renewed = True  # once per connection: a second refusal is the SaaS's answer
+        self.reach.tokens.forget(self.key, self._token)
+        return True
+
+    async def fetch(self, refresh: str | None) -> Token:
+        raise NotImplementedError
+
+
+class _OAuth2(_Obtained):
+    """OAuth2 token endpoint grants (RFC 6749): client credentials, refresh token."""
+
+    def __init__(
+        self, spec: Mapping[str, Any], names: Mapping[str, Any], reach: Reach, grant: str
+    ) -> None:
+        self.grant = grant
+        self.url = _value(spec, "tokenUrl", names)
+        self.client_id = _value(spec, "clientId", names)
+        self.secret = _value(spec, "clientSecret", names) if "clientSecret" in spec else None
+        self.in_body = spec.get("clientAuth", "basic") == "body"
+        params = render_tree(dict(spec.get("params", {})), names, place="/connection/auth/params")
+        if "scope" in spec:
+            params["scope"] = _value(spec, "scope", names)
+        self.params = {key: str(value) for key, value in params.items() if value is not None}
+        self.refresh = _value(spec, "refreshToken", names) if grant == "refresh_token" else None
+        self.setting = spec.get("refreshTokenSetting")
+        parts = (self.url, self.client_id, self.secret, self.params, self.refresh)
+        key = cache_key(grant, *parts)
+        super().__init__(reach, key, "Authorization", "Bearer {{ token }}")
+        self.step = f"the OAuth2 {grant.replace('_', ' ')} token request"
+
+    async def apply(self) -> Applied:
+        applied = await super().apply()
+        latest = self.reach.tokens.latest_refresh(self.key)
+        if self.setting and latest and latest != self.refresh:
+            self.update[self.setting] = latest  # rotated: the platform must keep the new one
+        return applied
+
+    async def fetch(self, refresh: str | None) -> Token:
+        form = {"grant_type": self.grant} | self.params
+        if self.grant == "refresh_token":
+            form["refresh_token"] = refresh or str(self.refresh)
+        extra: dict[str, Any] = {}
+        if self.in_body or self.secret is None:
+            form["client_id"] = self.client_id
+            if self.secret is not None:
+                form["client_secret"] = self.secret
+        else:
+            extra["auth"] = httpx.BasicAuth(self.client_id, self.secret)
+        try:
+            response = await self.reach.pool.post(
+                self.url, data=form, timeout=self.reach.timeout, **extra
+            )
+        except httpx.HTTPError as exc:
+            raise SaasAuthError(f"{self.step}: cannot reach the token endpoint") from exc
+        body = _json(response)
+        if response.status_code != 200:
+            code = error_code(body)
+            said = f", {code}" if code else ""
+            raise SaasAuthError(
+                f"{self.step}: the token endpoint refused it (HTTP {response.status_code}{said})"
+            )
+        token = body.get("access_token") if isinstance(body, dict) else None
+        if not isinstance(token, str) or not token:
+            raise SaasAuthError(f"{self.step}: the token endpoint's answer has no access_token")
+        rotated = body.get("refresh_token")
+        return Token(
+            token,
+            expiry(self.reach.clock.now(), body.get("expires_in")),
+            rotated if isinstance(rotated, str) and rotated else None,
+        )
+
+
+def _client_credentials(
+    spec: Mapping[str, Any], names: Mapping[str, Any], reach: Reach
+) -> Credential:
+    return _OAuth2(spec, names, reach, "client_credentials")
+
+
+def _refresh_token(spec: Mapping[str, Any], names: Mapping[str, Any], reach: Reach) -> Credential:
+    return _OAuth2(spec, names, reach, "refresh_token")
+
+
+class _Session(_Obtained):
+    """A login request whose answer yields a token, applied as a header."""
+
+    step = "the session login"
+
+    def __init__(self, spec: Mapping[str, Any], names: Mapping[str, Any], reach: Reach) -> None:
+        self.request = dict(spec["login"])
+        self.names = names
+        self.selector = str(spec.get("token", "token"))
+        self.lifetime = spec.get("expiresIn")
+        rendered = render_tree(self.request, names, place="/connection/auth/login")
+        key = cache_key("session", rendered)
+        header = str(spec.get("header", "Authorization"))
+        super().__init__(reach, key, header, str(spec.get("value", "Bearer {{ token }}")))
+
+    async def fetch(self, refresh: str | None) -> Token:
+        try:
+            body = await self.reach.login(self.request, self.names)
+        except SaasAuthError as exc:
+            raise SaasAuthError(f"{self.step}: {exc.message}") from exc
+        except SaasError as exc:
+            raise SaasAuthError(f"{self.step} failed: {exc.message}") from exc
+        try:
+            token = select(self.selector, body)
+            lifetime = (
+                select(self.lifetime, body) if isinstance(self.lifetime, str) else self.lifetime
+            )
+        except SelectorError as exc:
+            raise SaasAuthError(f"{self.step}: the token selector failed: {exc}") from exc
+        if not isinstance(token, str) or not token:
+            raise SaasAuthError(f"{self.step}: the answer has no token at '{self.selector}'")
+        return Token(token, expiry(self.reach.clock.now(), lifetime))
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _session(spec: Mapping[str, Any], names: Mapping[str, Any], reach: Reach) -> Credential:
+    return _Session(spec, names, reach)
+
+
+KINDS: dict[str, Callable[[Mapping[str, Any], Mapping[str, Any], Reach], Credential]] = {
+    "none": _none,
+    "basic": _basic,
+    "bearer": _bearer,
+    "apiKey": _api_key,
+    "oauth2ClientCredentials": _client_credentials,
+    "oauth2RefreshToken": _refresh_token,
+    "session": _session,
+}
+
+
+def credential_for(spec: Any, names: Mapping[str, Any], reach: Reach) -> Credential:
+    """The credentials ``spec`` describes (one kind, or alternatives: the first whose ``when``
+    holds), rendered with ``names`` (settings, platform)."""
     if spec is None:
-        return {}
-    return KINDS[spec["kind"]](spec, names)
+        return Credential()
+    if isinstance(spec, Mapping):
+        return KINDS[spec["kind"]](spec, names, reach)
+    for index, alternative in enumerate(spec):
+        place = f"/connection/auth/{index}/when"
+        if "when" not in alternative or render(alternative["when"], names, place=place):
+            return KINDS[alternative["kind"]](alternative, names, reach)
+    raise TemplateError("no alternative applies to these settings", place="/connection/auth")

@@ -10,7 +10,7 @@ from typing import Any
 from engine import pagination, wire
 from engine.client import Answer, Saas
 from engine.definition import Definition, ResourceType
-from engine.errors import CtxError, EngineError, PaginationStopped, RequestError, SaasError
+from engine.errors import CtxError, EngineError, Ignored, PaginationStopped, RequestError, SaasError
 from engine.mapping import keep, map_item
 from engine.schema import suggest
 from engine.selectors import SelectorError, select
@@ -108,6 +108,8 @@ class Lister:
     ) -> pagination.Step | None:
         try:
             answer = await self._fetch(kind, parent, step)
+        except Ignored:  # a response rule: this page yields nothing, and the listing ends
+            return None
         except SaasError as exc:
             if state.fetched == 0 and not state.resources:
                 raise

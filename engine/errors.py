@@ -14,6 +14,7 @@ Every exception the engine raises on purpose derives from ``EngineError``::
     +-- TemplateError           a template failed to render (500, or 400 BAD_CTX via CtxError)
     +-- SaasError               the SaaS failed or answered nonsense (502 SAAS_ERROR)
     |   +-- SaasAuthError       the SaaS refused the credentials (502 SAAS_AUTH_FAILED)
+    |   +-- Ignored             a response rule ignored the answer (the caller yields nothing)
     +-- PaginationStopped       a pagination safety rule stopped a listing (non-fatal)
     +-- StorageNotAllowed       a storage URL outside ENGINE_STORAGE_ALLOW (403 STORAGE_NOT_ALLOWED)
     +-- StorageError            storage unreachable or failing (503 STORAGE_ERROR)
@@ -140,6 +141,11 @@ class SaasAuthError(SaasError):
     """Raised when the SaaS refuses the credentials (HTTP 401/403)."""
 
     code = Code.SAAS_AUTH_FAILED
+
+
+class Ignored(SaasError):
+    """Raised when a response rule says to ignore an answer: the request yields nothing (an
+    empty page, no object, a skipped write)."""
 
 
 class PaginationStopped(EngineError):

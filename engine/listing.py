@@ -9,7 +9,7 @@ from typing import Any
 
 from engine import pagination
 from engine.client import Answer, Saas
-from engine.errors import SaasError
+from engine.errors import Ignored, SaasError
 from engine.templating import render
 
 
@@ -22,19 +22,29 @@ async def pages(
     request: Mapping[str, Any] = listing["request"]
     step: pagination.Step | None = pagination.first(rule)
     while step is not None:
-        if step["url"] is not None:
-            label = f"GET {request['path']} (page {step['pages'] + 1})"
-            answer = await saas.follow(step["url"], label, request, names, place=f"{place}/request")
-        else:
-            answer = await saas.send(
-                request, names, place=f"{place}/request", params=step["params"]
-            )
+        try:
+            answer = await _fetch(saas, request, names, step, place)
+        except Ignored:  # a response rule: this page yields nothing, and the listing ends
+            return
         records = records_of(answer, str(listing.get("records", "@")))
         following = pagination.advance(rule, step, answer, records)
         if following is not None and following["url"] is not None:
             following["url"] = saas.resolve(following["url"], answer.label)
         yield _kept(listing.get("filter"), records, names, place)
         step = following
+
+
+async def _fetch(
+    saas: Saas,
+    request: Mapping[str, Any],
+    names: Mapping[str, Any],
+    step: pagination.Step,
+    place: str,
+) -> Answer:
+    if step["url"] is None:
+        return await saas.send(request, names, place=f"{place}/request", params=step["params"])
+    label = f"GET {request['path']} (page {step['pages'] + 1})"
+    return await saas.follow(step["url"], label, request, names, place=f"{place}/request")
 
 
 def records_of(answer: Answer, selector: str) -> list[Any]:

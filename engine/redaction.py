@@ -54,6 +54,14 @@ def guarding(*trees: Any) -> Iterator[None]:
         _SECRETS.reset(token)
 
 
+def add_secrets(*values: str | None) -> None:
+    """Masks values the engine obtained itself (tokens, rotated secrets) from here on, in the
+    current request or task."""
+    found = secret_values([value for value in values if value])
+    if found:
+        _SECRETS.set(_longest_first({*_SECRETS.get(), *found}))
+
+
 def scrub(text: str) -> str:
     """``text`` with every secret of the current request masked."""
     for secret in _SECRETS.get():

@@ -14,7 +14,7 @@ from typing import Any
 from engine import manifest
 from engine.concurrently import for_each
 from engine.definition import ResourceType, Scenario
-from engine.errors import EngineError, RequestError, SaasAuthError, SaasError, StorageError
+from engine.errors import EngineError, Ignored, RequestError, SaasAuthError, SaasError, StorageError
 from engine.job import Job
 from engine.manifest import Entry, by_resource, resource_key
 from engine.storage import Storage
@@ -210,7 +210,10 @@ class Restore:
             self._planned(request, names, place)
             return "written"
         statuses = conflict.get("status", ())
-        answer = await self.saas.send(request, names, place=f"{place}/request", accept=statuses)
+        try:
+            answer = await self.saas.send(request, names, place=f"{place}/request", accept=statuses)
+        except Ignored:  # a response rule: the write is not needed
+            return "skipped"
         if answer.status in statuses:
             if self.policy == "fail":
                 raise SaasError(f"{answer.label}: the object exists (conflict policy: fail)")

@@ -3,37 +3,44 @@ it takes. Each gets a ``Call`` (the loaded module, shared resources, the parsed 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
-
-import httpx
 
 from engine import access, discovery, wire
 from engine.client import Saas
 from engine.definition import Definition
 from engine.errors import NotFoundError
+from engine.outbound import Outbound
 from engine.settings import Settings
 from engine.tasks import Tasks
 
 ENGINE_VERSION = "0.1.0"
 
 
-@dataclass(frozen=True)
+@dataclass
 class Call:
     """One API call: the module, the process's shared resources, and the request body."""
 
     definition: Definition
     settings: Settings
-    pool: httpx.AsyncClient
-    gate: asyncio.Semaphore
+    outbound: Outbound
     body: dict[str, Any]
     tasks: Tasks
+    opened: list[Saas] = field(default_factory=list)
 
     def saas(self) -> Saas:
         """The source named by the request's auth settings (422 when they break the form)."""
-        return access.open_saas(self.definition, self.pool, self.gate, wire.settings_of(self.body))
+        saas = access.open_saas(self.definition, self.outbound, self.body)
+        self.opened.append(saas)
+        return saas
+
+    def auth_update(self) -> dict[str, Any]:
+        """Settings the platform must keep, obtained while serving this call."""
+        update: dict[str, Any] = {}
+        for saas in self.opened:
+            update |= saas.auth_update
+        return update
 
 
 Handler = Callable[[Call], Awaitable[dict[str, Any]]]
@@ -52,8 +59,7 @@ async def auth_schema(call: Call) -> dict[str, Any]:
 
 
 async def auth_validate(call: Call) -> dict[str, Any]:
-    settings = wire.settings_of(call.body)
-    errors = await access.check(call.definition, call.pool, call.gate, settings)
+    errors = await access.check(call.definition, call.body, call.saas)
     return wire.validate_body(errors)
 
 

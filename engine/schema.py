@@ -237,13 +237,17 @@ class _PlaceWalker:
             return
         for sub in schema.get("allOf", []):
             self._branch(sub, data, pointer, names, on)
+        if "if" in schema:
+            self._branch(schema, data, pointer, names, on)
+            return
         self._children(schema, data, pointer, names, on)
 
     def _branch(self, sub: Any, data: Any, pointer: str, names: tuple[str, ...], on: bool) -> None:
         if "if" not in sub:
             self.walk(sub, data, pointer, names, on)
-        elif validator_for(sub["if"]).is_valid(data):
-            self.walk(sub.get("then"), data, pointer, names, on)
+        else:
+            chosen = "then" if validator_for(sub["if"]).is_valid(data) else "else"
+            self.walk(sub.get(chosen), data, pointer, names, on)
 
     def _children(
         self, schema: Any, data: Any, pointer: str, names: tuple[str, ...], on: bool

@@ -10,9 +10,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
 from engine import access, backup, export, forms, manifest, restore, wire
+from engine.client import Saas
 from engine.clock import Clock, SystemClock
 from engine.definition import Definition, Scenario
 from engine.discovery import resolve_ctx
@@ -37,6 +36,7 @@ from engine.journal import (
     take_lease,
 )
 from engine.logs import current_task
+from engine.outbound import Outbound
 from engine.schema import suggest
 from engine.settings import Settings
 from engine.storage import MANIFEST, Storage, open_storage
@@ -52,6 +52,7 @@ class _Running:
     journal: Journal
     ctx: dict[str, Any]
     storages: list[Storage]
+    saas: Saas | None = None
     task: asyncio.Task[None] | None = None
 
 
@@ -69,12 +70,13 @@ class Tasks:
 
     definition: Definition
     settings: Settings
-    pool: httpx.AsyncClient
-    gate: asyncio.Semaphore
+    outbound: Outbound
     engine_version: str
     clock: Clock = field(default_factory=SystemClock)
     owner: str = field(default_factory=new_owner)
     running: dict[str, _Running] = field(default_factory=dict)
+    # settings obtained by finished tasks (rotated refresh tokens), still to hand over; memory only
+    handed: dict[str, dict[str, Any]] = field(default_factory=dict)
     stopping: bool = False
 
     # the API ---------------------------------------------------------------------------------
@@ -89,9 +91,8 @@ class Tasks:
         if self.stopping:
             raise Unavailable("the engine is shutting down; retry on another replica")
         start = _CHECKS[role](self, body, bulk)
-        settings = wire.settings_of(body)
         if role in ("backup", "restore"):
-            access.open_saas(self.definition, self.pool, self.gate, settings)  # 422 before any I/O
+            access.open_saas(self.definition, self.outbound, body)  # 422 before any I/O
         storage = await self._open(body["storage"], body)
         storages = [storage]
         try:
@@ -120,11 +121,18 @@ class Tasks:
         except BaseException:
             await _close(storages)
             raise
-        return self._launch(journal, storages, settings)
+        return self._launch(journal, storages, body)
 
     async def status(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """The state of a task: from memory when this process runs it, else from its record,
         resuming it when its owner stopped beating."""
+        answer = await self._status(body)
+        kept = self.handed.get(str(body["taskUuid"]))
+        if kept and "authUpdate" not in answer:
+            answer |= {"authUpdate": {"settings": kept}}
+        return answer
+
+    async def _status(self, body: Mapping[str, Any]) -> dict[str, Any]:
         task_uuid = str(body["taskUuid"])
         record_path(task_uuid)
         role = wire.parse_task_ctx(body["ctx"], self.definition.id, task_uuid)
@@ -187,17 +195,17 @@ class Tasks:
             return _record_answer(record, ctx, storages[0].url)
         log.info("resuming task %s after its owner stopped", record["taskUuid"])
         journal = Journal(storages[0], claimed, self.clock)
-        return self._launch(journal, storages, wire.settings_of(body))
+        return self._launch(journal, storages, body)
 
     # running ---------------------------------------------------------------------------------
     def _launch(
-        self, journal: Journal, storages: list[Storage], settings: Mapping[str, Any] | None
+        self, journal: Journal, storages: list[Storage], body: Mapping[str, Any]
     ) -> dict[str, Any]:
         record = journal.record
         role, task_uuid = record["kind"], record["taskUuid"]
         saas = None
         if role in ("backup", "restore"):
-            saas = access.open_saas(self.definition, self.pool, self.gate, settings)
+            saas = access.open_saas(self.definition, self.outbound, body)
         job = Job(
             self.definition,
             storages[0],
@@ -209,7 +217,7 @@ class Tasks:
             engine_version=self.engine_version,
         )
         ctx = wire.task_ctx(self.definition.id, role, task_uuid)
-        running = _Running(journal, ctx, storages)
+        running = _Running(journal, ctx, storages, saas)
         self.running[task_uuid] = running
         running.task = asyncio.create_task(self._drive(job, running), name=f"task {task_uuid}")
         return self._answer(running)
@@ -239,12 +247,16 @@ class Tasks:
         if error is not None:
             log.info("task %s failed: %s", task_uuid, error.message)
         await _quietly(journal.finish(error), task_uuid, "final save")
+        if running.saas is not None and running.saas.auth_update:
+            self.handed[task_uuid] = running.saas.auth_update
         await _close(running.storages)
         self.running.pop(task_uuid, None)
 
     def _answer(self, running: _Running) -> dict[str, Any]:
         record = running.journal.record
-        return _record_answer(record, running.ctx, running.journal.storage.url)
+        answer = _record_answer(record, running.ctx, running.journal.storage.url)
+        update = running.saas.auth_update if running.saas is not None else {}
+        return answer | ({"authUpdate": {"settings": update}} if update else {})
 
     async def _open(self, info: Mapping[str, Any], body: Mapping[str, Any]) -> Storage:
         auth = body.get("auth") or {}

@@ -117,6 +117,16 @@ def settings_of(body: Mapping[str, Any]) -> dict[str, Any] | None:
     return dict(settings) if settings is not None else None
 
 
+PLATFORM_TOKENS = ("awsSessionToken", "gcAccessToken")
+
+
+def platform_of(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The platform's own credentials a request carries (AUTH_AWS_SESSION_TOKEN,
+    AUTH_GC_ACCESS_TOKEN): templates see them as ``platform``."""
+    auth = body.get("auth") or {}
+    return {key: auth[key] for key in PLATFORM_TOKENS if auth.get(key) is not None}
+
+
 @dataclass(frozen=True)
 class Ctx:
     """A parsed ctx: its role, the resource type it names, and its values."""

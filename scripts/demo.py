@@ -34,6 +34,7 @@ def _how_to_call(kinto: servers.KintoServer, port: int, summary: servers.SeedSum
             "-H", "Content-Type: application/json", "-d", json.dumps(body),
         ]
     )  # fmt: skip
+    setup = f"export KINTO={kinto.url} AUTH={shlex.quote(json.dumps(body['auth']))}"
     return (
         f"Kinto:    {kinto.url}  (user {user!r}, password {password!r})\n"
         f"Data:     {len(summary.buckets)} buckets, "
@@ -41,6 +42,7 @@ def _how_to_call(kinto: servers.KintoServer, port: int, summary: servers.SeedSum
         f"{sum(map(len, summary.groups.values()))} groups, {summary.record_count} records\n"
         f"Kinto log: {kinto.log_path}\n"
         f"Try:\n  {curl}\n"
+        f"For the README's backup and restore walkthrough, in another shell:\n  {setup}\n"
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import fcntl
+import hashlib
 import os
 import secrets
 import shutil
@@ -16,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -65,10 +66,15 @@ def cache_dir() -> Path:
     return Path(os.environ.get("ENGINE_PEERS_CACHE") or default).expanduser()
 
 
-def _run(argv: Sequence[str | Path]) -> None:
+def _run(argv: Sequence[str | Path], cwd: Path | None = None) -> None:
     """Run an install step; on failure raise with the tail of its output."""
     done = subprocess.run(
-        [str(a) for a in argv], capture_output=True, text=True, check=False, env=_clean_env()
+        [str(a) for a in argv],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=cwd,
+        env=_clean_env(),
     )
     if done.returncode != 0:
         output = (done.stdout + done.stderr)[-4000:]
@@ -83,26 +89,104 @@ def ensure_peer(name: str) -> Path:
 
 def _install(peer: Peer) -> bool:
     """Install peer unless its marker says it is there; True if this call installed it."""
-    venv = peer.venv
-    marker = venv / MARKER
-    if marker.is_file() and marker.read_text() == peer.spec:
+    return _install_once(peer.venv, peer.spec, lambda venv: _make_venv(venv, peer.spec))
+
+
+def _install_once(folder: Path, stamp: str, install: Callable[[Path], None]) -> bool:
+    """Run install(folder) unless folder's marker holds stamp, under a lock shared across
+    processes (a half-done earlier attempt is removed first); True if this call installed."""
+    marker = folder / MARKER
+    if marker.is_file() and marker.read_text() == stamp:
         return False
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    with (venv.parent / f"{venv.name}.lock").open("w") as lock:
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with (folder.parent / f"{folder.name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        if marker.is_file() and marker.read_text() == peer.spec:
+        if marker.is_file() and marker.read_text() == stamp:
             return False
-        shutil.rmtree(venv, ignore_errors=True)  # a half-done earlier attempt
-        python = venv / "bin" / "python"
-        uv = shutil.which("uv")
-        if uv:
-            _run([uv, "venv", "--quiet", "--python", sys.executable, venv])
-            _run([uv, "pip", "install", "--quiet", "--python", python, peer.spec])
-        else:
-            _run([sys.executable, "-m", "venv", venv])
-            _run([python, "-m", "pip", "install", "--quiet", peer.spec])
-        marker.write_text(peer.spec)
+        shutil.rmtree(folder, ignore_errors=True)
+        install(folder)
+        marker.write_text(stamp)
     return True
+
+
+def _make_venv(venv: Path, spec: str) -> None:
+    """Create venv and install spec into it (with uv when it is on PATH, else venv and pip)."""
+    python = venv / "bin" / "python"
+    uv = shutil.which("uv")
+    if uv:
+        _run([uv, "venv", "--quiet", "--python", sys.executable, venv])
+        _run([uv, "pip", "install", "--quiet", "--python", python, spec])
+    else:
+        _run([sys.executable, "-m", "venv", venv])
+        _run([python, "-m", "pip", "install", "--quiet", spec])
+
+
+@dataclass(frozen=True)
+class NodePackage:
+    """A Node program (a folder under scripts/ with package.json and a committed
+    package-lock.json) installed with `npm ci` into its own folder of the cache."""
+
+    name: str
+    version: str  # of its main dependency (spec), naming the cache folder
+    spec: str
+    source: Path
+    files: tuple[str, ...]  # copied into the cache folder; a change to any reinstalls
+
+    @property
+    def folder(self) -> Path:
+        """The package's installed folder (may not exist yet)."""
+        return cache_dir() / f"{self.name}-{self.version}"
+
+    @property
+    def stamp(self) -> str:
+        """What the install marker holds: a digest of the package's files."""
+        digest = hashlib.sha256()
+        for name in self.files:
+            digest.update(name.encode() + b"\0" + (self.source / name).read_bytes() + b"\0")
+        return f"{self.spec} {digest.hexdigest()}"
+
+
+NODE_PACKAGES: dict[str, NodePackage] = {
+    "idp": NodePackage(
+        "idp",
+        "9.3.0",
+        "oauth2-mock-server@9.3.0",
+        Path(__file__).resolve().parent / "idp",
+        ("package.json", "package-lock.json", "idp.js"),
+    ),
+}
+
+
+def ensure_node_package(name: str) -> Path:
+    """Install the named Node package once (idempotent, safe across processes); return its
+    folder, which holds its program files beside node_modules."""
+    _install_node(NODE_PACKAGES[name])
+    return NODE_PACKAGES[name].folder
+
+
+def _install_node(package: NodePackage) -> bool:
+    """Install package unless its marker holds the current stamp; True if this call did."""
+    return _install_once(package.folder, package.stamp, lambda folder: _npm_ci(package, folder))
+
+
+def _npm_ci(package: NodePackage, folder: Path) -> None:
+    """Copy the package's files into folder and install exactly its lock file there."""
+    npm = node_tool("npm")
+    folder.mkdir(parents=True)
+    for name in package.files:
+        shutil.copyfile(package.source / name, folder / name)
+    _run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=folder)
+
+
+def node_tool(name: str) -> str:
+    """The path of node or npm; fails with what to install when it is missing."""
+    path = shutil.which(name)
+    if path is None:
+        raise RuntimeError(
+            f"{name} not found on PATH: the test identity provider (scripts/idp) needs "
+            "Node.js 20 or newer with npm (the python machine image ships them in /usr/bin)"
+        )
+    return path
 
 
 def fake_gcs_binary() -> Path:
@@ -272,7 +356,7 @@ def _server_dir(workdir: Path, name: str, port: int) -> Path:
     return path
 
 
-# --------------------------------------------------------------------------- Kinto
+# --------------------------------------------------------------------------- OAuth2 provider
 
 
 @dataclass(frozen=True)
@@ -281,6 +365,73 @@ class OidcSettings:
 
     issuer: str
     client_id: str
+
+
+@dataclass
+class IdpServer(Server):
+    """The test OAuth2 identity provider (scripts/idp/idp.js): one client, client credentials.
+
+    issuer is exactly what its discovery document advertises (Kinto compares them)."""
+
+    issuer: str
+    token_url: str
+    client_id: str
+    client_secret: str
+
+    @property
+    def oidc(self) -> OidcSettings:
+        """The settings that make a Kinto trust this provider's tokens."""
+        return OidcSettings(self.issuer, self.client_id)
+
+    def stats(self) -> dict[str, int]:
+        """Its counters: token requests received, refused, and tokens issued ("tokens")."""
+        answer = httpx.get(f"{self.url}/stats", timeout=10, trust_env=False)
+        answer.raise_for_status()
+        counts: dict[str, int] = answer.json()
+        return counts
+
+
+def start_idp(
+    workdir: Path, *, client_id: str, client_secret: str, token_lifetime: int = 3600
+) -> IdpServer:
+    """Start the OAuth2 provider: only client_id with client_secret gets a token, which expires
+    after token_lifetime seconds; /userinfo vouches only for its own live tokens."""
+    program = ensure_node_package("idp") / "idp.js"
+    port = free_port()
+    folder = _server_dir(workdir, "idp", port)
+    url = f"http://{HOST}:{port}"
+    options = ["--host", HOST, "--port", str(port), "--client-id", client_id]
+    server = start_process(
+        "idp",
+        [node_tool("node"), program, *options, "--token-lifetime", str(token_lifetime)],
+        url=url,
+        health_url=f"{url}/.well-known/openid-configuration",
+        log_path=folder / "idp.log",
+        cwd=folder,
+        env={"IDP_CLIENT_SECRET": client_secret},  # kept off the process list
+    )
+    try:
+        discovery = httpx.get(server.url + "/.well-known/openid-configuration", trust_env=False)
+        discovery.raise_for_status()
+        document = discovery.json()
+    except BaseException:
+        server.stop()
+        raise
+    idp = IdpServer(
+        server.name,
+        server.process,
+        server.url,
+        server.log_path,
+        document["issuer"],
+        document["token_endpoint"],
+        client_id,
+        client_secret,
+    )
+    _running.add(idp)
+    return idp
+
+
+# --------------------------------------------------------------------------- Kinto
 
 
 @dataclass
@@ -577,23 +728,32 @@ def kinto_dump(url: str, auth: Auth) -> dict[str, Any]:
 # --------------------------------------------------------------------------- command line
 
 
+def _install_named(name: str) -> tuple[str, Path, bool]:
+    """Install a peer or Node package by name: its spec, its folder, whether this installed it."""
+    if name in NODE_PACKAGES:
+        package = NODE_PACKAGES[name]
+        return package.spec, package.folder, _install_node(package)
+    peer = PEERS[name]
+    return peer.spec, peer.venv, _install(peer)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m scripts.servers install [peer...]`: pre-install the peers."""
+    names = [*PEERS, *NODE_PACKAGES]
     parser = argparse.ArgumentParser(prog="python -m scripts.servers", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     install = commands.add_parser("install", help="install the peers into the cache folder")
-    install.add_argument("peers", nargs="*", metavar="PEER", help=f"any of {', '.join(PEERS)}")
+    install.add_argument("peers", nargs="*", metavar="PEER", help=f"any of {', '.join(names)}")
     args = parser.parse_args(argv)
-    unknown = set(args.peers) - set(PEERS)
+    unknown = set(args.peers) - set(names)
     if unknown:
         parser.error(f"unknown peers: {', '.join(sorted(unknown))}")
     total = time.monotonic()
-    for name in args.peers or PEERS:
-        peer = PEERS[name]
+    for name in args.peers or names:
         started = time.monotonic()
-        installed = _install(peer)
+        spec, folder, installed = _install_named(name)
         state = f"installed in {time.monotonic() - started:.1f} s" if installed else "ready"
-        print(f"{peer.spec:40} {state:20} {peer.venv}", flush=True)
+        print(f"{spec:40} {state:20} {folder}", flush=True)
     print(f"done in {time.monotonic() - total:.1f} s (cache: {cache_dir()})")
     return 0
 

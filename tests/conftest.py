@@ -119,3 +119,43 @@ def engine_process(tmp_path: Path) -> Iterator[Callable[..., servers.Server]]:
     yield start
     for server in started:
         server.stop()
+
+
+# --------------------------------------------------------------------------- OAuth2 provider
+# The test identity provider (scripts/idp, client credentials) and a Kinto that trusts it.
+
+
+@pytest.fixture(scope="session")
+def idp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.IdpServer]:
+    """The session's OAuth2 provider: one client, tokens valid for an hour. Count its token
+    requests by difference (idp.stats() before and after), as other tests share it."""
+    folder = tmp_path_factory.mktemp("idp")
+    with servers.start_idp(folder, client_id="engine-tests", client_secret="idp-secret") as server:
+        yield server
+
+
+@pytest.fixture
+def idp_factory(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[..., servers.IdpServer]]:
+    """Start extra providers (start_idp's keyword arguments; client_id and client_secret have
+    defaults), stopped after the test: for short token lifetimes or exact token counts."""
+    with ExitStack() as stack:
+
+        def start(**kwargs: Any) -> servers.IdpServer:
+            kwargs = {"client_id": "engine-tests", "client_secret": "idp-secret", **kwargs}
+            folder = tmp_path_factory.mktemp("idp")
+            return stack.enter_context(servers.start_idp(folder, **kwargs))
+
+        yield start
+
+
+@pytest.fixture(scope="session")
+def oidc_kinto(
+    tmp_path_factory: pytest.TempPathFactory, idp: servers.IdpServer
+) -> Iterator[servers.KintoServer]:
+    """A Kinto shared by the session that also takes the session idp's bearer tokens (its
+    client may create buckets); the admin account works as in `kinto`."""
+    folder = tmp_path_factory.mktemp("kinto")
+    with servers.start_kinto(folder, paginate_by=10, oidc=idp.oidc) as server:
+        yield server

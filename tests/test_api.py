@@ -130,7 +130,15 @@ def test_version_and_auth_schema_describe_the_module(api):
     schema = api.get("/api/schemas/auth").json()
     assert schema["schemaType"] == "hycu-layout"
     ids = [field["id"] for column in schema["schema"]["columns"] for field in column["fields"]]
-    assert ids == ["server", "user", "password"]
+    assert ids == [
+        "server",
+        "method",
+        "user",
+        "password",
+        "token_url",
+        "client_id",
+        "client_secret",
+    ]
     assert schema["schema"]["payload"]["password_secret"] == "password"
 
 
@@ -167,7 +175,7 @@ def test_validate_names_the_server_field_when_kinto_is_unreachable(api):
 
 
 def test_validate_checks_the_form_rules_before_calling_kinto(api):
-    settings = {"server_url": "not a url", "username": "", "password_secret": "x"}
+    settings = {"server_url": "not a url", "username": "u" * 300, "password_secret": "x"}
     body = api.post("/api/schemas/auth/validate", json={"settings": settings}).json()
     fields = {error["field"] for error in body["errors"]}
     assert body["valid"] is False

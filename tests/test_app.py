@@ -84,11 +84,8 @@ def test_auth_schema_is_404_for_a_module_without_auth_settings(tmp_path):
     start, end = text.index("\nauth:\n"), text.index("\nconnection:\n")
     text = text[:start] + text[end:]
     text = text.replace('"{{ settings.server_url }}"', "http://127.0.0.1:9/v1")
-    text = text.replace("  auth:\n    kind: basic\n", "  auth:\n    kind: none\n")
-    text = text.replace(
-        '    username: "{{ settings.username }}"\n    password: "{{ settings.password_secret }}"\n',
-        "",
-    )
+    start, end = text.index("\n  auth:\n"), text.index("\n  headers:\n")
+    text = text[:start] + "\n  auth:\n    kind: none" + text[end:]
     (tmp_path / "module.yaml").write_text(text)
     with TestClient(create_app(load_module(tmp_path), Settings())) as client:
         answer = client.get("/api/schemas/auth")

@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from engine.client import Answer, Saas, merge_headers, new_pool
+from engine.client import Answer, Saas, merge_headers
 from engine.errors import SaasAuthError, SaasError, TemplateError
 from engine.loader import build
+from engine.outbound import Outbound, new_pool
 from engine.schema import issues, module_schema
 from tests.paged_server import PagedServer, closed_port_url, serve
 
@@ -63,7 +64,7 @@ async def _send(
     conn: dict[str, Any], settings: dict[str, Any], spec: dict[str, Any], params: Any
 ) -> Answer:
     async with new_pool() as pool:
-        saas = Saas(pool, definition(conn), settings, asyncio.Semaphore(2))
+        saas = Saas(Outbound(pool, asyncio.Semaphore(2)), definition(conn), settings)
         return await saas.send(spec, {"settings": saas.settings}, place="/test", params=params)
 
 
@@ -85,7 +86,9 @@ def saas_for(base: str, conn: dict[str, Any] | None = None) -> Saas:
     pool = new_pool()
     asyncio.run(pool.aclose())
     return Saas(
-        pool, definition(conn or connection()), SETTINGS | {"url": base}, asyncio.Semaphore(1)
+        Outbound(pool, asyncio.Semaphore(1)),
+        definition(conn or connection()),
+        SETTINGS | {"url": base},
     )
 
 
@@ -285,7 +288,11 @@ def test_an_answer_lists_its_link_header_targets_by_relation(
             SaasError,
             "GET /redirect: the SaaS answered HTTP 302 (redirects are not followed)",
         ),
-        ("/fail/slow", SaasError, "GET /fail/slow: the SaaS did not answer in time"),
+        (
+            "/fail/slow",
+            SaasError,
+            "GET /fail/slow: the SaaS did not answer in time (gave up after 3 attempts)",
+        ),
     ],
 )
 def test_a_failing_answer_becomes_a_saas_error_naming_the_request(
@@ -300,7 +307,10 @@ def test_a_failing_answer_becomes_a_saas_error_naming_the_request(
 def test_a_refused_connection_becomes_cannot_reach_the_saas():
     with pytest.raises(SaasError) as raised:
         send(closed_port_url(), {"path": "/all"})
-    assert str(raised.value) == "GET /all: cannot reach the SaaS (connection failed)"
+    assert (
+        str(raised.value)
+        == "GET /all: cannot reach the SaaS (connection failed) (gave up after 3 attempts)"
+    )
 
 
 @pytest.mark.parametrize("how", ["not-json", "nan"])

@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from engine.client import Answer, Saas, new_pool
+from engine.client import Answer, Saas
 from engine.errors import PaginationStopped, SaasError
 from engine.listing import pages, records_of
+from engine.outbound import Outbound, new_pool
 from tests.paged_server import PagedServer, serve
 from tests.taskparts import shelf
 
@@ -55,7 +56,7 @@ async def read(
     if rule is not None:
         spec["pagination"] = rule
     async with new_pool() as pool:
-        saas = Saas(pool, shelf(), {"url": base}, asyncio.Semaphore(4))
+        saas = Saas(Outbound(pool, asyncio.Semaphore(4)), shelf(), {"url": base})
         names = {"settings": saas.settings, "ctx": ctx or {}}
         async for page in pages(saas, spec, names, place="/resources/bucket/list"):
             found.append(page)

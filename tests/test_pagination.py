@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 
 from engine import pagination
-from engine.client import Saas, new_pool
+from engine.client import Saas
 from engine.definition import Definition
 from engine.discovery import Lister
 from engine.errors import CtxError, SaasAuthError, SaasError
 from engine.loader import build
+from engine.outbound import Outbound, new_pool
 from engine.schema import issues, module_schema
 from tests.paged_server import FAILURES, PagedServer, closed_port_url, serve
 
@@ -99,7 +100,7 @@ async def _roots(
     model: Definition, settings: dict[str, Any], budget: int, pagination_ctx: Any
 ) -> dict[str, Any]:
     async with new_pool() as pool:
-        saas = Saas(pool, model, settings, asyncio.Semaphore(4))
+        saas = Saas(Outbound(pool, asyncio.Semaphore(4)), model, settings)
         return await Lister(model, saas, budget).roots(pagination_ctx)
 
 
@@ -457,7 +458,11 @@ def test_a_later_page_that_fails_is_a_non_fatal_error_after_the_items_before_it(
         ("500", SaasError, r"^GET /fail/500: the SaaS answered HTTP 500$"),
         ("401", SaasAuthError, r"^GET /fail/401: the SaaS refused the credentials \(HTTP 401\)$"),
         ("403", SaasAuthError, r"^GET /fail/403: the SaaS refused the credentials \(HTTP 403\)$"),
-        ("slow", SaasError, r"^GET /fail/slow: the SaaS did not answer in time$"),
+        (
+            "slow",
+            SaasError,
+            r"^GET /fail/slow: the SaaS did not answer in time \(gave up after 3 attempts\)$",
+        ),
     ],
 )
 def test_a_failing_first_request_is_fatal(
@@ -469,7 +474,11 @@ def test_a_failing_first_request_is_fatal(
 
 
 def test_an_unreachable_saas_is_fatal():
-    with pytest.raises(SaasError, match=r"^GET /all: cannot reach the SaaS \(connection failed\)$"):
+    with pytest.raises(
+        SaasError,
+        match=r"^GET /all: cannot reach the SaaS \(connection failed\)"
+        r" \(gave up after 3 attempts\)$",
+    ):
         roots(module("/all", {"kind": "none"}), closed_port_url())
 
 
@@ -515,7 +524,7 @@ async def _children(
 ) -> dict[str, Any]:
     model = definition(raw)
     async with new_pool() as pool:
-        saas = Saas(pool, model, SETTINGS | {"url": base}, asyncio.Semaphore(4))
+        saas = Saas(Outbound(pool, asyncio.Semaphore(4)), model, SETTINGS | {"url": base})
         return await Lister(model, saas, 2).children(ctx, pagination_ctx)
 
 

@@ -180,9 +180,10 @@ def names_by_pointer(data: Any) -> dict[str, tuple[str, ...]]:
 @pytest.mark.parametrize(
     ("pointer", "names"),
     [
-        ("/connection/baseUrl", ("settings",)),
-        ("/connection/auth/password", ("settings",)),
-        ("/connection/headers/Accept", ("settings",)),
+        ("/connection/baseUrl", ("settings", "platform")),
+        ("/connection/auth/1/password", ("settings", "platform")),
+        ("/connection/auth/0/when", ("settings", "platform")),
+        ("/connection/headers/Accept", ("settings", "platform")),
         ("/auth/check/request/path", ("settings",)),
         ("/resources/collection/list/request/path", ("settings", "ctx")),
         ("/resources/collection/resource/id", ("ctx", "item")),
@@ -223,6 +224,6 @@ def test_strings_that_are_not_templates_by_the_schema_are_not_template_places():
 def test_template_places_follow_only_the_chosen_kind_of_a_discriminated_object():
     data = yaml.safe_load(MINIMAL)
     data["connection"]["auth"] = {"kind": "bearer", "token": "{{ settings.t }}"}
-    assert names_by_pointer(data)["/connection/auth/token"] == ("settings",)
+    assert names_by_pointer(data)["/connection/auth/token"] == ("settings", "platform")
     data["connection"]["auth"]["kind"] = "unknown"
     assert "/connection/auth/token" not in names_by_pointer(data)

@@ -1,0 +1,175 @@
+"""How a SaaS request survives a flaky SaaS: the connection's retry policy (which statuses and
+errors, attempts, exponential backoff with full jitter, ``Retry-After`` in seconds or as a date)
+run by tenacity on the injectable clock, and response rules (match a status or a body fragment:
+retry, ignore, or fail with a message for the user)."""
+
+from __future__ import annotations
+
+import email.utils
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import tenacity
+
+from engine.clock import Clock
+from engine.errors import Ignored, SaasError
+
+T = TypeVar("T")
+
+STATUSES = (429, 502, 503, 504)
+ERRORS = ("connect", "timeout", "dropped")  # "invalid" (a JSON answer cut short) is opt-in
+# Methods whose request may have reached the SaaS may be repeated only when repeating is harmless.
+UNSAFE = frozenset({"POST", "PATCH"})
+
+
+class Retryable(SaasError):
+    """A failure a new attempt may cure: ``kind`` is a status or an error kind of ERRORS."""
+
+    def __init__(self, message: str, *, kind: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The connection's ``retry`` mapping, with defaults."""
+
+    attempts: int = 3
+    statuses: frozenset[int] = frozenset(STATUSES)
+    errors: frozenset[str] = frozenset(ERRORS)
+    initial: float = 0.5
+    maximum: float = 30.0
+    multiplier: float = 2.0
+    jitter: bool = True
+    max_wait: float = 120.0  # the longest Retry-After honoured; a longer one fails at once
+    unsafe: bool = False  # repeat POST/PATCH after a timeout or a dropped connection
+
+    @classmethod
+    def of(cls, spec: Mapping[str, Any] | None) -> Policy:
+        """The policy a connection's ``retry`` describes (None: the defaults)."""
+        spec = spec or {}
+        backoff = spec.get("backoff", {})
+        return cls(
+            attempts=int(spec.get("attempts", cls.attempts)),
+            statuses=frozenset(spec.get("statuses", STATUSES)),
+            errors=frozenset(spec.get("errors", ERRORS)),
+            initial=float(backoff.get("initial", cls.initial)),
+            maximum=float(backoff.get("max", cls.maximum)),
+            multiplier=float(backoff.get("multiplier", cls.multiplier)),
+            jitter=bool(backoff.get("jitter", cls.jitter)),
+            max_wait=float(spec.get("maxWait", cls.max_wait)),
+            unsafe=bool(spec.get("unsafe", cls.unsafe)),
+        )
+
+    def allows(self, failure: Retryable, method: str) -> bool:
+        """Whether the policy repeats this failure of a request with this method."""
+        if failure.kind == "rule":
+            return True
+        if failure.kind.isdigit():
+            return int(failure.kind) in self.statuses
+        if failure.kind not in self.errors:
+            return False
+        # a refused connection never reached the SaaS; anything else may have been processed
+        return failure.kind == "connect" or method not in UNSAFE or self.unsafe
+
+    def _backoff(self) -> tenacity.wait.wait_base:
+        if self.jitter:
+            return tenacity.wait_random_exponential(
+                multiplier=self.initial, max=self.maximum, exp_base=self.multiplier
+            )
+        return tenacity.wait_exponential(
+            multiplier=self.initial, max=self.maximum, exp_base=self.multiplier
+        )
+
+    async def run(self, method: str, attempt: Callable[[], Awaitable[T]], clock: Clock) -> T:
+        """attempt() until it succeeds, fails for good, or the attempts run out."""
+        backoff = self._backoff()
+
+        def wait(state: tenacity.RetryCallState) -> float:
+            failure = state.outcome.exception() if state.outcome else None
+            if isinstance(failure, Retryable) and failure.retry_after is not None:
+                return failure.retry_after
+            return float(backoff(state))
+
+        def repeats(failure: BaseException) -> bool:
+            return isinstance(failure, Retryable) and self.allows(failure, method)
+
+        retrying = tenacity.AsyncRetrying(
+            stop=tenacity.stop_after_attempt(self.attempts),
+            wait=wait,
+            retry=tenacity.retry_if_exception(repeats),
+            sleep=clock.sleep,
+            reraise=True,
+        )
+        try:
+            return await retrying(attempt)
+        except Retryable as failure:
+            if not self.allows(failure, method) or self.attempts == 1:
+                raise SaasError(failure.message) from failure
+            raise SaasError(f"{failure.message} (gave up after {self.attempts} attempts)") from (
+                failure
+            )
+
+
+def retry_after(value: str | None, clock: Clock, policy: Policy, label: str) -> float | None:
+    """The wait a ``Retry-After`` header asks for, in seconds (RFC 9110: seconds or a date);
+    SaasError when it asks for longer than the policy's maxWait."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        seconds = float(text)
+    else:
+        try:
+            moment = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError):
+            return None  # unreadable: back off as usual
+        seconds = max(0.0, moment.timestamp() - clock.now())
+    if seconds > policy.max_wait:
+        raise SaasError(
+            f"{label}: the SaaS asked to retry after {seconds:.0f} s, longer than retry.maxWait"
+            f" ({policy.max_wait:.0f} s)"
+        )
+    return seconds
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One response rule: statuses and/or a body fragment to match, and what to do."""
+
+    statuses: frozenset[int]
+    fragment: str | None
+    action: str
+    message: str | None
+
+    def matches(self, status: int, body: bytes) -> bool:
+        """Whether an answer with this status and body matches the rule."""
+        if self.statuses and status not in self.statuses:
+            return False
+        return self.fragment is None or self.fragment.encode() in body
+
+
+def rules_of(specs: Sequence[Mapping[str, Any]]) -> tuple[Rule, ...]:
+    """The rules of a ``responses`` list, in order (the first match wins)."""
+    return tuple(
+        Rule(
+            frozenset(spec.get("status", ())),
+            spec.get("body"),
+            str(spec["action"]),
+            spec.get("message"),
+        )
+        for spec in specs
+    )
+
+
+def apply_rule(rule: Rule, label: str, status: int, wait: float | None) -> None:
+    """Raises what a matched rule asks for."""
+    said = f"{label}: the SaaS answered HTTP {status}"
+    actions: dict[str, Callable[[], BaseException]] = {
+        "retry": lambda: Retryable(f"{said} (a retry rule)", kind="rule", retry_after=wait),
+        "ignore": lambda: Ignored(f"{said}, ignored by a response rule"),
+        "fail": lambda: SaasError(f"{label}: {rule.message or said}"),
+    }
+    raise actions[rule.action]()
