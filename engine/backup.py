@@ -10,6 +10,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 from engine import listing, manifest
+from engine.client import Answer
 from engine.clock import iso
 from engine.concurrently import Spawn, gather, in_group, leaves
 from engine.definition import ResourceType
@@ -231,7 +232,10 @@ class Backup:
         if step.get("format", "json") == "raw":
             return await self._stream(step, names, key, place)
         answer = await self.saas.send(step["request"], names, place=f"{place}/request")
-        data = answer.select(str(step.get("select", "@")))
+        data = await self._picked(step, answer, values)
+        [data] = await self._transformed(step, [data], values) or [None]
+        if data is None:
+            raise Ignored(f"{answer.label}: the transform hook dropped the object")
         async with self.job.storage.writer(key, compress=COMPRESSION) as writer:
             await writer.write(json.dumps(data, ensure_ascii=False).encode())
             writer.records = 1
@@ -254,6 +258,7 @@ class Backup:
                 records = page
                 if "each" in step:
                     records = await self._each(step["each"], values, page, f"{place}/each")
+                records = await self._transformed(step, records, values)
                 await _write_records(writer, records, as_array=as_array)
             if as_array:
                 await writer.write(b"]")
@@ -263,7 +268,6 @@ class Backup:
         self, each: Mapping[str, Any], values: Mapping[str, Any], page: list[Any], place: str
     ) -> list[Any]:
         names = {"settings": self.saas.settings, "ctx": values, "options": self.options}
-        selector = str(each.get("select", "@"))
 
         async def one(item: Any) -> list[Any]:
             try:
@@ -272,10 +276,33 @@ class Backup:
                 )
             except Ignored:  # a response rule (an item deleted meanwhile, say): leave it out
                 return []
-            return [answer.select(selector)]
+            return [await self._picked(each, answer, values)]
 
         found = await gather(one(item) for item in page)
         return [record for records in found for record in records]
+
+    async def _picked(
+        self, spec: Mapping[str, Any], answer: Answer, values: Mapping[str, Any]
+    ) -> Any:
+        """What a step keeps of an answer: its parse hook's value, or what select picks."""
+        if "parse" not in spec:
+            return answer.select(str(spec.get("select", "@")))
+        hooks = self.definition.hooks
+        return await hooks.call("parse", spec["parse"], answer, dict(values), resource=answer.label)
+
+    async def _transformed(
+        self, step: Mapping[str, Any], records: list[Any], values: Mapping[str, Any]
+    ) -> list[Any]:
+        """The records as the step's transform hook changes them (None drops one)."""
+        if "transform" not in step:
+            return records
+        hooks, name = self.definition.hooks, step["transform"]
+        label = f"{step['id']} of " + "/".join(str(value) for value in values.values())
+        changed = [
+            await hooks.call("transform", name, record, dict(values), resource=label)
+            for record in records
+        ]
+        return [record for record in changed if record is not None]
 
     async def _download(
         self,

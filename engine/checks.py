@@ -4,9 +4,10 @@ each place provides), references between parts, selectors, forms and capability 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
-from engine import forms
+from engine import forms, hooks
 from engine.document import Document, Problem, escape
 from engine.schema import TemplatePlace, suggest, template_places
 from engine.selectors import syntax_error
@@ -52,6 +53,7 @@ class Checker:
             self._capabilities,
             self._paths,
             self._risks,
+            self._hooks,
         ):
             try:
                 check()
@@ -119,6 +121,32 @@ class Checker:
                 return None
             return ctx_keys(self.types, kind)
         return None
+
+    # hooks ---------------------------------------------------------------------------------
+    def _hooks(self) -> None:
+        """The hooks file exists and imports, and every bound function is in it."""
+        bound = list(hooks.bindings(self.data))
+        section = self.data.get("hooks", {})
+        if not bound and "file" not in section:
+            return
+        module_id = str(self.data.get("module", {}).get("id", "module"))
+        place = "/hooks/file" if "file" in section else bound[0].pointer
+        try:
+            found = hooks.load(module_id, Path(self.doc.file).parent, section.get("file"), True)
+        except FileNotFoundError as exc:
+            self.error(place, str(exc))
+            return
+        except Exception as exc:  # whatever importing the module's code raised
+            self.error(place, f"cannot import the hooks file: {_import_failure(exc)}")
+            return
+        for binding in bound:
+            if found.function(binding.function) is None:
+                hint = suggest(binding.function, found.names())
+                self.error(
+                    binding.pointer,
+                    f"no function '{binding.function}' in {found.file.name if found.file else ''}"
+                    f" (hook point {binding.point}){hint}",
+                )
 
     # references ----------------------------------------------------------------------------
     def _references(self) -> None:
@@ -370,3 +398,10 @@ def check(document: Document, *, shape_ok: bool = True) -> list[Problem]:
     """Every semantic problem (and warning) of a definition; with ``shape_ok`` false (the schema
     found problems), checks that trip over a malformed part are skipped."""
     return Checker(document, shape_ok=shape_ok).run()
+
+
+def _import_failure(exc: Exception) -> str:
+    """An import failure in one line: the exception, and the line for a syntax error."""
+    if isinstance(exc, SyntaxError):
+        return f"SyntaxError at line {exc.lineno}: {exc.msg}"
+    return f"{type(exc).__name__}: {exc}"

@@ -132,7 +132,15 @@ class Saas:
         self.timeout = httpx.Timeout(timeouts["read"], connect=timeouts["connect"])
         self.policy = Policy.of(connection.get("retry"))
         self.rules = rules_of(connection.get("responses", ()))
-        reach = Reach(self.pool, self.timeout, shared.tokens, shared.clock, self._login)
+        reach = Reach(
+            self.pool,
+            self.timeout,
+            shared.tokens,
+            shared.clock,
+            self._login,
+            definition.hooks,
+            self.policy,
+        )
         self.credential = credentials.credential_for(connection.get("auth"), names, reach)
 
     @property
@@ -273,24 +281,24 @@ class Saas:
     async def _send_once(
         self, out: _Outbound, *, stream: bool = False, credential: bool = True
     ) -> httpx.Response:
-        """One attempt: credentials applied (renewed once when the SaaS refuses them)."""
+        """One attempt: credentials applied, and renewed once when the SaaS refuses them."""
+        renewed = False
         while True:
-            applied = await self.credential.apply() if credential else Applied()
-            request = self._build(out, applied)
             if self.shared.limiter is not None:
                 await self.shared.limiter.acquire()
+            applied = await self.credential.apply() if credential else Applied()
             with _translated(out.label):
-                response = await self.pool.send(request, stream=stream)
-            if not (
-                credential
-                and response.status_code in _AUTH_STATUSES
-                and await self.credential.renew()
+                response = await self.pool.send(self._build(out, applied), stream=stream)
+            if (
+                not credential
+                or renewed
+                or response.status_code not in _AUTH_STATUSES
+                or not await self.credential.renew(applied)
             ):
                 return response
+            renewed = True
             await response.aclose()
-            log.info(
-                "saas %s -> %s; renewing the credentials once", out.label, response.status_code
-            )
+            log.info("saas %s -> %s; renewing credentials", out.label, response.status_code)
 
     def _judge(
         self,
@@ -302,19 +310,20 @@ class Saas:
         """The answer of an attempt, or what its status and body call for."""
         status = response.status_code
         log.debug("saas %s -> %s", out.label, status)
-        wait = retry_after(
-            response.headers.get("Retry-After"), self.shared.clock, self.policy, out.label
-        )
+
+        def wait() -> float | None:  # read only for an answer that is to be retried
+            asked = response.headers.get("Retry-After")
+            return retry_after(asked, self.shared.clock, self.policy, out.label)
+
         body = response.content
         rule = next((rule for rule in rules if rule.matches(status, body)), None)
         if rule is not None:
-            apply_rule(rule, out.label, status, wait)
+            apply_rule(rule, out.label, status, wait() if rule.action == "retry" else None)
         if status in accept:
             return _answer(out.label, response)
         if status in self.policy.statuses:
-            raise Retryable(
-                f"{out.label}: the SaaS answered HTTP {status}", kind=str(status), retry_after=wait
-            )
+            said = f"{out.label}: the SaaS answered HTTP {status}"
+            raise Retryable(said, kind=str(status), retry_after=wait())
         _check_status(out.label, status)
         answer = _answer(out.label, response)
         if "invalid" in self.policy.errors and "json" in response.headers.get("Content-Type", ""):

@@ -15,8 +15,11 @@ from typing import Any
 
 import httpx
 
+from engine import redaction
 from engine.clock import Clock
 from engine.errors import SaasAuthError, SaasError, TemplateError
+from engine.hooks import Hooks
+from engine.resilience import Policy, Retryable
 from engine.selectors import SelectorError, select
 from engine.templating import render, render_tree
 from engine.tokens import Token, TokenCache, cache_key, error_code, expiry
@@ -31,6 +34,7 @@ class Applied:
 
     headers: Mapping[str, str] = field(default_factory=dict)
     query: Mapping[str, str] = field(default_factory=dict)
+    token: Any = None  # what renew() needs to drop exactly the credentials a request carried
 
 
 @dataclass
@@ -43,6 +47,8 @@ class Reach:
     tokens: TokenCache
     clock: Clock
     login: Login
+    hooks: Hooks
+    policy: Policy
 
 
 class Credential:
@@ -55,8 +61,9 @@ class Credential:
         """What to add to the next request."""
         return Applied()
 
-    async def renew(self) -> bool:
-        """Called when the SaaS refused the credentials: True when a new try may succeed."""
+    async def renew(self, refused: Applied) -> bool:
+        """Called when the SaaS refused the credentials a request carried: True when a new try
+        may succeed (the client renews at most once per request)."""
         return False
 
 
@@ -108,19 +115,18 @@ class _Obtained(Credential):
         self.key = key
         self.header = header
         self.value = value  # the header's value, a template naming ``token``
-        self._token: Token | None = None
-        self._renewed = False
 
     async def apply(self) -> Applied:
-        self._token = await self.reach.tokens.get(self.key, self.fetch)
-        value = render(self.value, {"token": self._token.value}, place="/connection/auth/value")
-        return Applied({self.header: str(value)})
+        token = await self.reach.tokens.get(self.key, self.fetch)
+        value = render(self.value, {"token": token.value}, place="/connection/auth/value")
+        return Applied({self.header: str(value)}, token=token)
 
-    async def renew(self) -> bool:
-        if self._token is None or self._renewed:
+    async def renew(self, refused: Applied) -> bool:
+        """Drops the refused token (unless another request already replaced it), so the next
+        apply() gets a new one."""
+        if not isinstance(refused.token, Token):
             return False
-        self._renewed = True  # once per connection: a second refusal is the SaaS's answer
-        self.reach.tokens.forget(self.key, self._token)
+        self.reach.tokens.forget(self.key, refused.token)
         return True
 
     async def fetch(self, refresh: str | None) -> Token:
@@ -167,12 +173,26 @@ class _OAuth2(_Obtained):
                 form["client_secret"] = self.secret
         else:
             extra["auth"] = httpx.BasicAuth(self.client_id, self.secret)
+
+        async def attempt() -> httpx.Response:
+            try:
+                response = await self.reach.pool.post(
+                    self.url, data=form, timeout=self.reach.timeout, **extra
+                )
+            except httpx.HTTPError as exc:
+                raise Retryable(
+                    f"{self.step}: cannot reach the token endpoint", kind="connect"
+                ) from exc
+            if response.status_code in self.reach.policy.statuses:
+                said = f"{self.step}: the token endpoint answered HTTP {response.status_code}"
+                raise Retryable(said, kind=str(response.status_code))
+            return response
+
+        # a token request changes nothing at the SaaS: repeating it is always safe (as a GET)
         try:
-            response = await self.reach.pool.post(
-                self.url, data=form, timeout=self.reach.timeout, **extra
-            )
-        except httpx.HTTPError as exc:
-            raise SaasAuthError(f"{self.step}: cannot reach the token endpoint") from exc
+            response = await self.reach.policy.run("GET", attempt, self.reach.clock)
+        except SaasError as exc:
+            raise SaasAuthError(exc.message) from exc
         body = _json(response)
         if response.status_code != 200:
             code = error_code(body)
@@ -246,6 +266,31 @@ def _session(spec: Mapping[str, Any], names: Mapping[str, Any], reach: Reach) ->
     return _Session(spec, names, reach)
 
 
+class _Hooked(Credential):
+    """A module hook (point authenticate) gives what every request carries."""
+
+    def __init__(self, spec: Mapping[str, Any], names: Mapping[str, Any], reach: Reach) -> None:
+        super().__init__()
+        self.function = str(spec["function"])
+        self.settings = dict(names.get("settings", {}))
+        self.hooks = reach.hooks
+        self._renew = False
+
+    async def apply(self) -> Applied:
+        given = await self.hooks.call("authenticate", self.function, self.settings, self._renew)
+        self._renew = False
+        redaction.add_secrets(*given.get("headers", {}).values(), *given.get("query", {}).values())
+        return Applied(dict(given.get("headers", {})), dict(given.get("query", {})))
+
+    async def renew(self, refused: Applied) -> bool:
+        self._renew = True  # the next apply() tells the hook to renew
+        return True
+
+
+def _hook(spec: Mapping[str, Any], names: Mapping[str, Any], reach: Reach) -> Credential:
+    return _Hooked(spec, names, reach)
+
+
 KINDS: dict[str, Callable[[Mapping[str, Any], Mapping[str, Any], Reach], Credential]] = {
     "none": _none,
     "basic": _basic,
@@ -254,6 +299,7 @@ KINDS: dict[str, Callable[[Mapping[str, Any], Mapping[str, Any], Reach], Credent
     "oauth2ClientCredentials": _client_credentials,
     "oauth2RefreshToken": _refresh_token,
     "session": _session,
+    "hook": _hook,
 }
 
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.hooks import Hooks
+
 _DEFAULT_TIMEOUTS = {"connect": 10.0, "read": 60.0}
 
 
@@ -66,6 +68,7 @@ class Definition:
     types: Mapping[str, ResourceType]
     scenarios: tuple[Scenario, ...]
     warnings: tuple[str, ...] = field(default=())
+    hooks: Hooks = field(default_factory=lambda: Hooks("", None, None))
 
     @property
     def id(self) -> str:

@@ -7,10 +7,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine import pagination, wire
+from engine import listing, pagination, wire
 from engine.client import Answer, Saas
 from engine.definition import Definition, ResourceType
-from engine.errors import CtxError, EngineError, Ignored, PaginationStopped, RequestError, SaasError
+from engine.errors import (
+    CtxError,
+    EngineError,
+    HookError,
+    Ignored,
+    PaginationStopped,
+    RequestError,
+    SaasError,
+)
 from engine.mapping import keep, map_item
 from engine.schema import suggest
 from engine.selectors import SelectorError, select
@@ -116,13 +124,24 @@ class Lister:
             state.errors.append(wire.entry_of(exc))
             return None
         state.fetched += 1
-        records = self._records(kind, answer, state)
+        if "parse" in kind.listing:
+            try:
+                records: list[Any] | None = await listing.records_from(
+                    self.saas, kind.listing, answer, {"ctx": parent}
+                )
+            except HookError as exc:
+                state.errors.append(wire.entry_of(exc))
+                return None
+        else:
+            records = self._records(kind, answer, state)
         if records is None:
             return None
         self._map(kind, records, parent, state)
+        hooks = self.saas.definition.hooks
         try:
-            return self._checked(pagination.advance(kind.pagination, step, answer, records), answer)
-        except (PaginationStopped, SaasError) as exc:
+            following = await pagination.next_step(kind.pagination, step, answer, records, hooks)
+            return self._checked(following, answer)
+        except (PaginationStopped, SaasError, HookError) as exc:
             state.errors.append(wire.entry_of(exc))
             return None
 

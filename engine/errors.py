@@ -15,6 +15,7 @@ Every exception the engine raises on purpose derives from ``EngineError``::
     +-- SaasError               the SaaS failed or answered nonsense (502 SAAS_ERROR)
     |   +-- SaasAuthError       the SaaS refused the credentials (502 SAAS_AUTH_FAILED)
     |   +-- Ignored             a response rule ignored the answer (the caller yields nothing)
+    +-- HookError               a module hook failed or answered wrongly (500 HOOK_FAILED)
     +-- PaginationStopped       a pagination safety rule stopped a listing (non-fatal)
     +-- StorageNotAllowed       a storage URL outside ENGINE_STORAGE_ALLOW (403 STORAGE_NOT_ALLOWED)
     +-- StorageError            storage unreachable or failing (503 STORAGE_ERROR)
@@ -146,6 +147,13 @@ class SaasAuthError(SaasError):
 class Ignored(SaasError):
     """Raised when a response rule says to ignore an answer: the request yields nothing (an
     empty page, no object, a skipped write)."""
+
+
+class HookError(EngineError):
+    """Raised when a module's hook is missing, raises, or answers what its point does not take."""
+
+    code = Code.HOOK_FAILED
+    status = 500
 
 
 class PaginationStopped(EngineError):

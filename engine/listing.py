@@ -9,7 +9,7 @@ from typing import Any
 
 from engine import pagination
 from engine.client import Answer, Saas
-from engine.errors import Ignored, SaasError
+from engine.errors import HookError, Ignored, SaasError
 from engine.templating import render
 
 
@@ -26,8 +26,8 @@ async def pages(
             answer = await _fetch(saas, request, names, step, place)
         except Ignored:  # a response rule: this page yields nothing, and the listing ends
             return
-        records = records_of(answer, str(listing.get("records", "@")))
-        following = pagination.advance(rule, step, answer, records)
+        records = await records_from(saas, listing, answer, names)
+        following = await pagination.next_step(rule, step, answer, records, saas.definition.hooks)
         if following is not None and following["url"] is not None:
             following["url"] = saas.resolve(following["url"], answer.label)
         yield _kept(listing.get("filter"), records, names, place)
@@ -45,6 +45,24 @@ async def _fetch(
         return await saas.send(request, names, place=f"{place}/request", params=step["params"])
     label = f"GET {request['path']} (page {step['pages'] + 1})"
     return await saas.follow(step["url"], label, request, names, place=f"{place}/request")
+
+
+async def records_from(
+    saas: Saas, listing: Mapping[str, Any], answer: Answer, names: Mapping[str, Any]
+) -> list[Any]:
+    """A page's records: the listing's parse hook's, or what its records selector picks."""
+    if "parse" not in listing:
+        return records_of(answer, str(listing.get("records", "@")))
+    ctx = dict(names.get("ctx", {}))
+    records = await saas.definition.hooks.call(
+        "parse", listing["parse"], answer, ctx, resource=answer.label
+    )
+    if not isinstance(records, list):
+        raise HookError(
+            f"hook '{listing['parse']}' (parse) returned {type(records).__name__} on"
+            f" {answer.label}; expected a list of records"
+        )
+    return records
 
 
 def records_of(answer: Answer, selector: str) -> list[Any]:

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from engine import checks
+from engine import checks, hooks
 from engine.definition import Definition, ResourceType, Scenario
 from engine.document import Document, Position, Problem, load
 from engine.errors import DefinitionError
@@ -56,7 +56,17 @@ def build(raw: Mapping[str, Any], folder: Path, warnings: tuple[str, ...] = ()) 
     specs: Mapping[str, Any] = raw["resources"]
     types = {name: _resource_type(specs, name) for name in specs}
     scenarios = tuple(_scenario(spec) for spec in raw.get("restore", {}).get("scenarios", []))
-    return Definition(folder=folder, raw=raw, types=types, scenarios=scenarios, warnings=warnings)
+    section = raw.get("hooks", {})
+    needed = any(True for _ in hooks.bindings(raw))
+    found = hooks.load(str(raw["module"]["id"]), folder, section.get("file"), needed)
+    return Definition(
+        folder=folder,
+        raw=raw,
+        types=types,
+        scenarios=scenarios,
+        warnings=warnings,
+        hooks=found,
+    )
 
 
 def _resource_type(specs: Mapping[str, Any], name: str) -> ResourceType:

@@ -10,6 +10,7 @@ from urllib.parse import urljoin
 
 from engine.client import Answer
 from engine.errors import PaginationStopped, SaasError
+from engine.hooks import Hooks
 from engine.selectors import select
 
 DEFAULT_MAX_PAGES = 1000
@@ -52,7 +53,29 @@ def advance(
     Raises PaginationStopped when a safety rule (page cap, repeated cursor or URL, an empty
     page that still names a next page) ends the listing early, and SaasError when the page
     names its successor with something that is neither a cursor nor a URL."""
-    following = _KINDS[rule["kind"]](rule, step, answer, records)
+    return _capped(rule, _KINDS[rule["kind"]](rule, step, answer, records), answer)
+
+
+async def next_step(
+    rule: Mapping[str, Any], step: Step, answer: Answer, records: Sequence[Any], hooks: Hooks
+) -> Step | None:
+    """As advance(), for every kind: a ``hook`` kind asks the module's paginate hook, and its
+    answer gets the same safety rules (repeated URLs, empty pages, the page cap)."""
+    if rule["kind"] != "hook":
+        return advance(rule, step, answer, records)
+    decided = await hooks.call(
+        "paginate", rule["function"], answer, list(records), dict(step), resource=answer.label
+    )
+    if decided is None:
+        return None
+    if "url" in decided:
+        following = _token_step(step, answer, records, token=decided["url"], param=None)
+    else:
+        following = _next(step, params=decided["params"])
+    return _capped(rule, following, answer)
+
+
+def _capped(rule: Mapping[str, Any], following: Step | None, answer: Answer) -> Step | None:
     if following is None:
         return None
     cap = int(rule.get("maxPages", DEFAULT_MAX_PAGES))

@@ -169,17 +169,22 @@ class Restore:
     async def _records(self, unit: _Unit, batch: list[Any]) -> None:
         async def one(record: Any) -> None:
             for index, step in unit.steps:
-                names = {
-                    "settings": self.saas.settings,
-                    "ctx": unit.entry.values,
-                    "target": unit.target,
-                    "options": self.options,
-                    "record": record,
-                    "meta": unit.entry.meta,
-                }
                 place = f"/resources/{unit.kind.name}/restore/{index}"
                 try:
-                    outcome = await self._write(step, names, place, unit.remembered)
+                    written = await self._transformed(step, record, unit)
+                    names = {
+                        "settings": self.saas.settings,
+                        "ctx": unit.entry.values,
+                        "target": unit.target,
+                        "options": self.options,
+                        "record": written,
+                        "meta": unit.entry.meta,
+                    }
+                    outcome = (
+                        "skipped"
+                        if written is None
+                        else await self._write(step, names, place, unit.remembered)
+                    )
                 except (SaasAuthError, StorageError):
                     raise
                 except EngineError as exc:
@@ -190,6 +195,18 @@ class Restore:
                 unit.counts[outcome] += 1
 
         await for_each(one, batch)
+
+    async def _transformed(self, step: Mapping[str, Any], record: Any, unit: _Unit) -> Any:
+        """The record as the step's transform hook changes it (None: not written)."""
+        if "transform" not in step:
+            return record
+        return await self.definition.hooks.call(
+            "transform",
+            step["transform"],
+            record,
+            dict(unit.entry.values),
+            resource=unit.entry.path,
+        )
 
     async def _write(
         self,

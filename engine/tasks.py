@@ -231,6 +231,7 @@ class Tasks:
         try:
             journal.record["status"] = "RUNNING"
             await journal.save()
+            await self._task_hook("beforeTask", journal.record)
             await _WORK[journal.record["kind"]](self, job)
         except asyncio.CancelledError:
             beat.cancel()
@@ -244,6 +245,10 @@ class Tasks:
             log.exception("task %s failed unexpectedly", task_uuid)
             error = EngineError("internal error; see the engine's log")
         beat.cancel()
+        try:
+            await self._task_hook("afterTask", journal.record, error)
+        except EngineError as exc:
+            journal.error(wire.entry_of(exc))
         if error is not None:
             log.info("task %s failed: %s", task_uuid, error.message)
         await _quietly(journal.finish(error), task_uuid, "final save")
@@ -251,6 +256,24 @@ class Tasks:
             self.handed[task_uuid] = running.saas.auth_update
         await _close(running.storages)
         self.running.pop(task_uuid, None)
+
+    async def _task_hook(
+        self, point: str, record: Mapping[str, Any], error: EngineError | None = None
+    ) -> None:
+        """The module's beforeTask or afterTask hook, given what the task is (no secrets)."""
+        name = self.definition.raw.get("hooks", {}).get(point)
+        if name is None:
+            return
+        request = record["request"]
+        task = {
+            "kind": record["kind"],
+            "taskUuid": record["taskUuid"],
+            "items": request.get("items", []),
+            "options": request.get("options") or {},
+            "status": record["status"] if point == "beforeTask" else "FAILED" if error else "DONE",
+            "errors": list(record["errors"]),
+        }
+        await self.definition.hooks.call(point, name, task, resource=f"task {record['taskUuid']}")
 
     def _answer(self, running: _Running) -> dict[str, Any]:
         record = running.journal.record
@@ -406,7 +429,8 @@ def _recorded_error(record: Mapping[str, Any], ctx: Mapping[str, Any]) -> Record
     code = known.get(str(error.get("code")), Code.INTERNAL)
     status = error.get("status")
     description = str(error.get("description", "the task failed"))
-    payload = {"taskUuid": record["taskUuid"], "ctx": dict(ctx)}
+    # errors (decided): the task's non-fatal errors, which often say why it failed as a whole
+    payload = {"taskUuid": record["taskUuid"], "ctx": dict(ctx), "errors": list(record["errors"])}
     return RecordedError(code, status if isinstance(status, int) else 500, description, payload)
 
 

@@ -609,3 +609,25 @@ def close_client(fs: Any) -> None:
         fs._s3creator = None
     elif isinstance(fs, gcsfs.GCSFileSystem) and fs._session is not None:
         fsspec.asyn.sync(fs.loop, fs._session.close)
+
+
+# --------------------------------------------------------------------------- any module's tasks
+# run_task checks every answer against the Kinto module (a ctx kind ending in @kinto); this one
+# drives a task of the module it is told.
+
+
+def run_module_task(
+    client: Poster, path: str, body: dict[str, Any], module: str, *, timeout: float = 60.0
+) -> tuple[int, Any]:
+    """Start a task of module ``module`` and poll /api/status until DONE or an error; the last
+    (HTTP status, body). Every running answer must name the task and the module."""
+    status, answer = post(client, path, body)
+    deadline = time.monotonic() + timeout
+    while status == 200 and answer.get("status") != "DONE":
+        assert answer.get("taskUuid") == body["taskUuid"], answer
+        assert answer["ctx"]["kind"].endswith(f"@{module}"), answer
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path} did not finish within {timeout:.0f} s: {answer}")
+        time.sleep(POLL_SECONDS)
+        status, answer = post(client, "/api/status", status_body(body, answer))
+    return status, answer

@@ -107,7 +107,7 @@ def test_a_minimal_definition_and_the_kinto_module_have_no_shape_problems():
         ),
         (
             ("capabilities: {}\n", "capabilities: {}\nhooks: {before: x}\n"),
-            ["3:1: /hooks: reserved for a later version of the language; leave it out for now"],
+            ["3:9: /hooks/before: unknown key 'before'; did you mean 'beforeTask'?"],
         ),
         (
             (
