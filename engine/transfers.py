@@ -89,7 +89,13 @@ class Upload:
         self._path = path
         self._file = open_deferred(fs, path)
         self._stored = _Counter(self._file)
-        self._stream = codec.writer(self._stored, codec.level if level is None else level)
+        try:
+            self._stream = codec.writer(self._stored, codec.level if level is None else level)
+        except BaseException:  # a bad level, say: the opened file must not stay behind
+            with suppress(Exception):
+                self._file.close()
+                self._file.discard()
+            raise
         self.raw_size = 0
 
     def write(self, data: bytes) -> None:

@@ -242,6 +242,16 @@ async def test_a_write_that_fails_leaves_no_object_behind(backend: Backend):
         assert backend.fs.list_multipart_uploads(backend.path.split("/")[0]) == []
 
 
+async def test_a_compression_level_the_codec_refuses_leaves_no_file_behind(backend: Backend):
+    async with backend.open() as storage:
+        with pytest.raises(StorageError):
+            async with storage.writer("objects/a.json", level=99) as writer:
+                await writer.write(b"{}")
+        assert await storage.list() == []
+    if backend.name == "local":
+        assert [p for p in Path(backend.path).rglob("*") if p.is_file()] == []
+
+
 async def test_a_failed_overwrite_keeps_the_previous_object(backend: Backend):
     async with backend.open() as storage:
         first = await _write(storage, "objects/a.jsonl.zst", b'{"v": 1}\n')
