@@ -36,13 +36,26 @@ def is_template(value: str) -> bool:
     return any(marker in value for marker in _MARKERS)
 
 
+_BUILT = (nodes.List, nodes.Dict, nodes.Tuple, nodes.Call, nodes.Filter)
+
+
 @lru_cache(maxsize=4096)
-def _compile(source: str) -> Any:
+def _compile(source: str) -> tuple[Any, int]:
+    """The render function of a template, and how deep its result's own containers go: a
+    native result can hold an undefined value only where the expression built it (a lookup
+    hands over plain data), so only that far is searched for one."""
     single = _SINGLE.fullmatch(source)
-    if single is not None:
-        return _ENV.compile_expression(single.group("expr"), undefined_to_none=False)
-    template = _ENV.from_string(source)
-    return template.render
+    if single is None:
+        return _ENV.from_string(source).render, 0  # text: an undefined value fails as it prints
+    expression = single.group("expr")
+    depth = _built_depth(_ENV.parse(f"{{{{ {expression} }}}}"))
+    return _ENV.compile_expression(expression, undefined_to_none=False), depth
+
+
+def _built_depth(node: nodes.Node) -> int:
+    """How many container-building nodes (literals, calls, filters) nest in an expression."""
+    below = max((_built_depth(child) for child in node.iter_child_nodes()), default=0)
+    return below + 1 if isinstance(node, _BUILT) else below
 
 
 def render(source: str, names: Mapping[str, Any], *, place: str) -> Any:
@@ -50,8 +63,9 @@ def render(source: str, names: Mapping[str, Any], *, place: str) -> Any:
     if not is_template(source):
         return source
     try:
-        result = _compile(source)(**names)
-        _fail_on_undefined(result)
+        function, depth = _compile(source)
+        result = function(**names)
+        _fail_on_undefined(result, depth)
     except UndefinedError as exc:
         raise TemplateError(f"undefined: {exc.message}", place=place) from exc
     except SecurityError as exc:
@@ -63,16 +77,19 @@ def render(source: str, names: Mapping[str, Any], *, place: str) -> Any:
     return result
 
 
-def _fail_on_undefined(value: Any) -> None:
-    """Raises the error that an undefined (or unsafe) value in a native result stands for."""
+def _fail_on_undefined(value: Any, depth: int) -> None:
+    """Raises the error that an undefined value in a native result stands for, searching
+    ``depth`` levels of containers."""
     if isinstance(value, Undefined):
         str(value)
+    elif depth <= 0:
+        return
     elif isinstance(value, Mapping):
         for item in value.values():
-            _fail_on_undefined(item)
+            _fail_on_undefined(item, depth - 1)
     elif isinstance(value, list | tuple):
         for item in value:
-            _fail_on_undefined(item)
+            _fail_on_undefined(item, depth - 1)
 
 
 def render_tree(value: Any, names: Mapping[str, Any], *, place: str) -> Any:

@@ -48,6 +48,8 @@ def test_one_expression_keeps_its_native_type_and_anything_else_renders_text(
         ("a {{ nope }} b", {}, "undefined: 'nope' is undefined"),
         ("{{ item.missing }}", {"item": {}}, "undefined: 'dict object' has no attribute"),
         ("{{ [item.missing] }}", {"item": {}}, "undefined: 'dict object' has no attribute"),
+        ("{{ {'a': [1, item.x]} }}", {"item": {}}, "undefined: 'dict object' has no attribute"),
+        ("{{ dict(item, id=item.x) }}", {"item": {}}, "undefined: 'dict object' has no attribute"),
         ("{{ 1 / 0 }}", {}, "failed: ZeroDivisionError"),
     ],
 )
