@@ -4,7 +4,7 @@ the rest and is raised as itself (callers and error handlers never see an except
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import AsyncIterable, Awaitable, Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
 from engine.errors import EngineError
@@ -55,3 +55,25 @@ async def for_each(
             await function(item)
 
     await in_group(lambda spawn: [spawn(one(item)) for item in items])
+
+
+async def for_each_arriving(
+    function: Callable[[T], Awaitable[None]], items: AsyncIterable[T], *, limit: int
+) -> None:
+    """Runs function on every item as it arrives, at most ``limit`` at a time: a slow item
+    never holds the others back, and at most ``limit`` items are held at once."""
+    gate = asyncio.Semaphore(limit)
+
+    async def one(item: T) -> None:
+        try:
+            await function(item)
+        finally:
+            gate.release()
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            async for item in items:
+                await gate.acquire()
+                group.create_task(one(item))
+    except* EngineError as failed:
+        raise leaves(failed)[0] from None

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from engine import manifest
-from engine.concurrently import for_each
+from engine.concurrently import for_each, for_each_arriving
 from engine.definition import ResourceType, Scenario
 from engine.errors import EngineError, Ignored, RequestError, SaasAuthError, SaasError, StorageError
 from engine.job import Job
@@ -22,7 +24,7 @@ from engine.templating import render, render_tree
 from engine.wire import entry_of
 
 POLICIES = ("skip", "overwrite", "fail")
-WINDOW = 64  # records of one object written at once (each write still waits for the SaaS gate)
+WINDOW = 64  # records of one object in flight at once (each write still waits for the SaaS gate)
 _OUTCOMES = ("written", "skipped", "failed")
 PLAN_LIMIT = 1000  # writes a dry run lists (it counts them all)
 
@@ -49,7 +51,7 @@ def selected(entries: Sequence[Entry], items: Sequence[Mapping[str, Any]]) -> li
     ]
 
 
-async def records_of(storage: Storage, entry: Entry) -> AsyncIterator[Any]:
+async def records_of(storage: Storage, entry: Entry) -> AsyncGenerator[Any, None]:
     """The records a stored object holds: JSON Lines one by one, a JSON array item by item, any
     other JSON value or a raw (text) object as one record."""
     async with storage.reader(entry.path, compression=entry.info.compression) as reader:
@@ -153,48 +155,41 @@ class Restore:
         steps = [(i, step) for i, step in enumerate(kind.restore) if entry.step in _sources(step)]
         async with self.units:
             unit = _Unit(kind, entry, steps, self._target(kind, entry))
-            batch: list[Any] = []
-            async for record in records_of(self.job.storage, entry):
-                batch.append(record)
-                if len(batch) == WINDOW:
-                    await self._records(unit, batch)
-                    batch = []
-            await self._records(unit, batch)
+            async with aclosing(records_of(self.job.storage, entry)) as records:
+                await for_each_arriving(partial(self._record, unit), records, limit=WINDOW)
         self._remember(kind.name, entry.values, unit.remembered)
         self.journal.progress["bytes"] += entry.info.size
         if not self.dry_run:
             done = unit.counts | {"type": kind.name, "values": dict(entry.values)}
             await self.journal.unit(entry.path, done | {"remember": unit.remembered})
 
-    async def _records(self, unit: _Unit, batch: list[Any]) -> None:
-        async def one(record: Any) -> None:
-            for index, step in unit.steps:
-                place = f"/resources/{unit.kind.name}/restore/{index}"
-                try:
-                    written = await self._transformed(step, record, unit)
-                    names = {
-                        "settings": self.saas.settings,
-                        "ctx": unit.entry.values,
-                        "target": unit.target,
-                        "options": self.options,
-                        "record": written,
-                        "meta": unit.entry.meta,
-                    }
-                    outcome = (
-                        "skipped"
-                        if written is None
-                        else await self._write(step, names, place, unit.remembered)
-                    )
-                except (SaasAuthError, StorageError):
-                    raise
-                except EngineError as exc:
-                    error = entry_of(exc)
-                    error["resource"] = f"{unit.kind.name} {unit.entry.path}"
-                    self.journal.error(error)
-                    outcome = "failed"
-                unit.counts[outcome] += 1
-
-        await for_each(one, batch)
+    async def _record(self, unit: _Unit, record: Any) -> None:
+        """Writes one stored record with every restore step that takes its object."""
+        for index, step in unit.steps:
+            place = f"/resources/{unit.kind.name}/restore/{index}"
+            try:
+                written = await self._transformed(step, record, unit)
+                names = {
+                    "settings": self.saas.settings,
+                    "ctx": unit.entry.values,
+                    "target": unit.target,
+                    "options": self.options,
+                    "record": written,
+                    "meta": unit.entry.meta,
+                }
+                outcome = (
+                    "skipped"
+                    if written is None
+                    else await self._write(step, names, place, unit.remembered)
+                )
+            except (SaasAuthError, StorageError):
+                raise
+            except EngineError as exc:
+                error = entry_of(exc)
+                error["resource"] = f"{unit.kind.name} {unit.entry.path}"
+                self.journal.error(error)
+                outcome = "failed"
+            unit.counts[outcome] += 1
 
     async def _transformed(self, step: Mapping[str, Any], record: Any, unit: _Unit) -> Any:
         """The record as the step's transform hook changes it (None: not written)."""

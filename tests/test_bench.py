@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench import authoring
+import pytest
+
+from bench import api, authoring, records, restore
 from bench.core import Context, Figure, table, write_section
 
 
@@ -40,3 +42,122 @@ def test_the_table_shows_ratio_target_and_whether_it_is_met():
     text = table(figures)
     assert "| speed | 90 MB/s | 100 (direct) | 0.90x | >= 0.90x | yes |" in text
     assert "| memory | 250 MiB | - | - | <= 200 MiB | **no** |" in text
+
+
+# --------------------------------------------------------------------------- records, restore, api
+
+
+def all_positive(figures: list[Figure]) -> bool:
+    return all(f.engine > 0 and (f.baseline is None or f.baseline > 0) for f in figures)
+
+
+@pytest.mark.e2e
+def test_records_backs_a_collection_up_beside_the_direct_script_and_kintos_limit(tmp_path: Path):
+    figures = records.run(smoke(tmp_path))
+    assert [f.measure for f in figures] == [
+        "backup throughput",
+        "backup vs Kinto's raw page fetch (the limit)",
+        "backup with permissions, one GET per record",
+    ]
+    assert all_positive(figures) and all(f.baseline is not None for f in figures)
+    assert figures[0].target == 0.9 and figures[0].met is not None
+
+
+@pytest.mark.e2e
+def test_restore_writes_a_collection_back_beside_the_direct_script(tmp_path: Path):
+    [figure] = restore.run(smoke(tmp_path))
+    assert figure.unit == "records/s" and all_positive([figure]) and figure.baseline is not None
+
+
+@pytest.mark.e2e
+def test_api_loads_version_and_roots_beside_the_bare_app_and_kinto(tmp_path: Path):
+    figures = api.run(smoke(tmp_path))
+    assert len(figures) == 6 and all_positive(figures)
+    assert [f.target for f in figures if f.target is not None] == [0.7]
+
+
+@pytest.mark.e2e
+def test_the_fallback_load_generator_measures_the_bare_app(tmp_path: Path):
+    with api.start_bare(tmp_path, b'{"version": "x"}') as bare:
+        load = api.run_python(api.Request(f"{bare.url}/api/version"), 1.0, tmp_path)
+    assert load.requests_per_second > 0 and 0 < load.p50_ms <= load.p99_ms
+
+
+WRK_OUTPUT = """\
+Running 10s test @ http://127.0.0.1:8080/api/version
+  1 threads and 32 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency    12.34ms    1.23ms  30.00ms   90.00%
+    Req/Sec     2.60k   100.00     2.80k    70.00%
+  Latency Distribution
+     50%  850.00us
+     75%   13.00ms
+     90%   14.00ms
+     99%    1.20s
+  26000 requests in 10.00s, 5.00MB read
+Requests/sec:   2600.50
+Transfer/sec:    512.00KB
+"""
+
+
+def test_wrk_output_gives_requests_per_second_and_percentiles_in_ms():
+    assert api.parse_wrk(WRK_OUTPUT) == api.Load(2600.5, 0.85, 1200.0)
+    failed = WRK_OUTPUT.replace("Requests/sec", "  Non-2xx or 3xx responses: 3\nRequests/sec")
+    with pytest.raises(RuntimeError, match="failures"):
+        api.parse_wrk(failed)
+
+
+def test_a_wrk_script_sends_the_method_body_and_headers():
+    request = api.Request("http://h/api/roots", "POST", b'{"a": 1}', ("Content-Type: x/y",))
+    assert api.lua_script(request) == (
+        'wrk.method = "POST"\nwrk.body = [==[{"a": 1}]==]\nwrk.headers["Content-Type"] = "x/y"\n'
+    )
+
+
+# --------------------------------------------------------------------------- binaries, small
+
+
+@pytest.mark.e2e
+def test_binaries_streams_files_to_a_folder_and_to_s3_and_weighs_the_engines_memory(
+    tmp_path: Path,
+):
+    from bench import binaries
+
+    figures = binaries.run(smoke(tmp_path))
+    assert [f.unit for f in figures] == ["MB/s", "MB/s", "MB/s", "MiB", "MiB"]
+    assert all_positive(figures) and all(f.baseline is not None for f in figures)
+    assert [f.target for f in figures] == [0.9, None, 0.9, 1.2, 1.2]
+    assert all(f.limit == 200 and not f.higher for f in figures[3:])
+    assert not any(tmp_path.rglob("*.bin")), "the generated files are removed"
+
+
+@pytest.mark.e2e
+def test_small_backs_notes_up_at_both_concurrencies_beside_the_direct_script(tmp_path: Path):
+    from bench import small
+
+    figures = small.run(smoke(tmp_path))
+    assert [f.baseline_name for f in figures] == ["engine, concurrency 1", "direct"]
+    assert all_positive(figures) and [f.target for f in figures] == [4.0, 0.9]
+
+
+@pytest.mark.e2e
+def test_the_delay_proxy_holds_every_answer_its_delay(tmp_path: Path):
+    import time
+
+    import httpx
+
+    from bench import small
+
+    with (
+        small.start_peer("notes", tmp_path, "--count", "3") as saas,
+        small.start_peer(
+            "delay", tmp_path, "--upstream", small.address(saas), "--seconds", "0.3"
+        ) as proxy,
+        httpx.Client(trust_env=False, timeout=10) as client,
+    ):
+        for url in (saas.url, proxy.url, proxy.url):  # the proxy twice: a kept-alive connection
+            began = time.perf_counter()
+            answer = client.get(f"{url}/workspaces/ws-1/notes/n00002")
+            took = time.perf_counter() - began
+            assert answer.status_code == 200 and answer.json()["id"] == "n00002"
+            assert (took >= 0.3) == (url == proxy.url), (url, took)

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from engine.concurrently import Spawn, for_each, gather, in_group
+from engine.concurrently import Spawn, for_each, for_each_arriving, gather, in_group
 from engine.errors import RequestError, SaasError, StorageError
 
 pytestmark = pytest.mark.anyio
@@ -180,3 +180,39 @@ async def test_gather_answers_in_order_and_raises_the_first_engine_error_as_itse
 
     with pytest.raises(SaasError, match="HTTP 500"):
         await gather([slowly(1), refused()])
+
+
+async def test_arriving_items_run_at_most_limit_at_once_and_all_of_them_run():
+    running, most, done = 0, 0, []
+
+    async def arrive():
+        for number in range(20):
+            await asyncio.sleep(0)
+            yield number
+
+    async def work(number: int) -> None:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0.001 * (number % 3))
+        running -= 1
+        done.append(number)
+
+    await for_each_arriving(work, arrive(), limit=4)
+
+    assert sorted(done) == list(range(20))
+    assert most == 4
+
+
+async def test_the_first_engine_error_of_arriving_items_is_raised_as_itself():
+    async def arrive():
+        for number in range(100):
+            yield number
+
+    async def work(number: int) -> None:
+        if number == 5:
+            raise SaasError("PUT /things/5: the SaaS answered HTTP 500")
+        await asyncio.sleep(0)
+
+    with pytest.raises(SaasError, match="things/5"):
+        await for_each_arriving(work, arrive(), limit=3)
