@@ -85,17 +85,20 @@ def _serial_module(folder: Path) -> Path:
 
 
 def _engine_runs(module: Path, peers: Peers, runs: int, count: int, logs: Path) -> list[float]:
-    """Seconds of each of ``runs`` backups of the workspace by one engine process."""
+    """Seconds of each of ``runs`` backups of the workspace by one engine process. The backups
+    are removed once the process has stopped: it may still be saving a task's record when its
+    status says DONE."""
     env = {"ENGINE_STORAGE_ALLOW": f"file://{peers.out}"}
-    times = []
+    times, folders = [], []
     with serving.start_engine(module, logs, env) as engine:
         ctx = serving.roots(engine.url, peers.auth)[WORKSPACE]
         for number in range(runs):
-            folder = peers.out / f"engine-{module.name}-{number}"
-            done = serving.backup(engine.url, peers.auth, ctx, {"url": f"file://{folder}"})
-            _check(_stored(folder), count)
-            shutil.rmtree(folder)
-            times.append(done.seconds)
+            folders.append(peers.out / f"engine-{module.name}-{number}")
+            storage = {"url": f"file://{folders[-1]}"}
+            times.append(serving.backup(engine.url, peers.auth, ctx, storage).seconds)
+            _check(_stored(folders[-1]), count)
+    for folder in folders:
+        shutil.rmtree(folder)
     return times
 
 
