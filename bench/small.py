@@ -39,7 +39,7 @@ CONCURRENCY = 8  # the language's default connection.concurrency (docs/language.
 DELAY = 0.020
 PAGE_SIZE = 100  # as the module's pagination asks
 LEVEL = CODECS["zstd"].level
-SERIAL_RUNS = 3  # one request at a time takes 45 s a run: three bound the suite's time
+SERIAL_RUNS = 3  # one request at a time takes about a minute a run: three bound the suite's time
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,7 @@ class Peers:
 
 
 def start_peer(kind: str, logs: Path, *options: str) -> servers.Server:
+    """`python -m bench.peers kind *options` on a free port (kind: notes or delay)."""
     port = servers.free_port()
     url = f"http://{servers.HOST}:{port}"
     return servers.start_process(
@@ -135,7 +136,8 @@ async def _direct(saas: str, folder: Path) -> None:
 
         async with asyncio.TaskGroup() as group:
             page = 1
-            while items := (await get(f"/workspaces/{WORKSPACE}/notes", page=page)).json()["items"]:
+            listing = f"/workspaces/{WORKSPACE}/notes"
+            while items := (await get(listing, page=page, size=PAGE_SIZE)).json()["items"]:
                 for item in items:
                     group.create_task(save(item["id"]))
                 page += 1
