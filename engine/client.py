@@ -343,18 +343,12 @@ def _translated(label: str) -> Iterator[None]:
     """httpx's failures as SaasErrors naming the request (never its URL)."""
     try:
         yield
-    except httpx.ConnectTimeout as exc:
-        raise Retryable(
-            f"{label}: cannot reach the SaaS (connection timed out)", kind="connect"
-        ) from exc
-    except httpx.TimeoutException as exc:
-        raise Retryable(f"{label}: the SaaS did not answer in time", kind="timeout") from exc
-    except httpx.ConnectError as exc:
-        raise Retryable(
-            f"{label}: cannot reach the SaaS (connection failed)", kind="connect"
-        ) from exc
     except httpx.HTTPError as exc:
-        raise Retryable(f"{label}: cannot reach the SaaS ({_reason(exc)})", kind="dropped") from exc
+        kind, reason = next(
+            (found for cls, found in _FAILURES if isinstance(exc, cls)),
+            ("dropped", f"cannot reach the SaaS ({_reason(exc)})"),
+        )
+        raise Retryable(f"{label}: {reason}", kind=kind) from exc
     except httpx.InvalidURL as exc:
         raise SaasError(f"{label}: the request URL is not valid") from exc
 
