@@ -140,35 +140,42 @@ class Journal:
 
     async def save(self) -> None:
         """Writes the record whole (committed, or the previous one stays)."""
+        await self._write(self.record)
+
+    async def _write(self, record: dict[str, Any]) -> None:
         async with self._lock:
             now = self.clock.now()
-            self.record["updatedAt"] = iso(now)
-            if self.record["status"] in ("PENDING", "RUNNING"):
-                self.record["heartbeatAt"] = iso(now)
-            await self.storage.write_json(self.path, self.record, engine=True)
+            record["updatedAt"] = iso(now)
+            if record["status"] in ("PENDING", "RUNNING"):
+                record["heartbeatAt"] = iso(now)
+            await self.storage.write_json(self.path, record, engine=True)
             self._saved_at = now
 
     async def beat(self, interval: float) -> None:
         """Saves every ``interval`` seconds (the heartbeat) until cancelled; a failed save is
-        logged and retried at the next beat (the lease lapses if it keeps failing)."""
+        logged and retried at the next beat (the lease lapses if it keeps failing). A save under
+        way finishes even when the beat is cancelled, so it never lands after a later save."""
         while True:
             await self.clock.sleep(interval)
             try:
-                await self.save()
+                await asyncio.shield(self.save())
             except StorageError as exc:
                 log.warning("heartbeat of task %s failed: %s", self.record["taskUuid"], exc.message)
 
     async def finish(self, error: EngineError | None) -> None:
-        """Marks the task DONE, or FAILED with ``error``, and saves."""
-        self.record["status"] = "FAILED" if error is not None else "DONE"
-        self.record["finishedAt"] = iso(self.clock.now())
+        """Marks the task DONE, or FAILED with ``error``, and saves. The record in memory says
+        so only once storage does: whoever reads it meanwhile still sees the task running."""
+        final = dict(self.record)
+        final["status"] = "FAILED" if error is not None else "DONE"
+        final["finishedAt"] = iso(self.clock.now())
         if error is not None:
-            self.record["error"] = {
+            final["error"] = {
                 "status": error.status,
                 "code": str(error.code),
                 "description": scrub(error.message),
             }
-        await self.save()
+        await self._write(final)
+        self.record = final
 
     async def release(self) -> None:
         """Gives the task up (shutdown): no owner, so the next status call resumes it at once."""

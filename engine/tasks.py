@@ -234,7 +234,7 @@ class Tasks:
             await self._task_hook("beforeTask", journal.record)
             await _WORK[journal.record["kind"]](self, job)
         except asyncio.CancelledError:
-            beat.cancel()
+            await _stopped(beat)
             await _quietly(journal.release(), task_uuid, "release")
             await _close(running.storages)
             self.running.pop(task_uuid, None)
@@ -244,7 +244,7 @@ class Tasks:
         except Exception:
             log.exception("task %s failed unexpectedly", task_uuid)
             error = EngineError("internal error; see the engine's log")
-        beat.cancel()
+        await _stopped(beat)
         try:
             await self._task_hook("afterTask", journal.record, error)
         except EngineError as exc:
@@ -407,6 +407,12 @@ _WORK: dict[str, Callable[[Tasks, Job], Awaitable[None]]] = {
     "export": Tasks._export,
     "cleanup": Tasks._cleanup,
 }
+
+
+async def _stopped(beat: asyncio.Task[None]) -> None:
+    """Cancels the heartbeat and waits for it, so its last save cannot land after the final one."""
+    beat.cancel()
+    await asyncio.gather(beat, return_exceptions=True)
 
 
 def _record_answer(record: Mapping[str, Any], ctx: Mapping[str, Any], url: str) -> dict[str, Any]:

@@ -3,11 +3,13 @@ on a fake clock, heartbeats, finish, release, leases) against real memory:// and
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 
 from engine.clock import iso
@@ -277,6 +279,72 @@ async def test_a_finished_task_saves_as_done_and_stops_beating(storage: Storage)
     assert saved["finishedAt"] == iso(START + 5)
     assert saved["heartbeatAt"] == iso(START)
     assert saved["updatedAt"] == iso(START + 10)
+
+
+async def test_a_finishing_task_says_done_in_memory_only_once_storage_does(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch
+):
+    journal = journal_on(storage, FakeClock(), status="RUNNING")
+    seen_while_writing: list[str] = []
+    write = storage.write_json
+
+    async def watched(relative: str, data: Any, *, engine: bool = False) -> Any:
+        seen_while_writing.append(journal.record["status"])
+        return await write(relative, data, engine=engine)
+
+    monkeypatch.setattr(storage, "write_json", watched)
+    await journal.finish(None)
+
+    assert seen_while_writing == ["RUNNING"]
+    assert journal.record["status"] == (await stored(storage))["status"] == "DONE"
+
+
+async def test_a_final_save_that_fails_leaves_the_task_running_in_memory(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch
+):
+    journal = journal_on(storage, FakeClock(), status="RUNNING")
+
+    async def refused(relative: str, data: Any, *, engine: bool = False) -> Any:
+        raise StorageError("write refused", url="memory://x")
+
+    monkeypatch.setattr(storage, "write_json", refused)
+    with pytest.raises(StorageError):
+        await journal.finish(None)
+
+    assert journal.record["status"] == "RUNNING"
+
+
+async def test_a_heartbeat_cancelled_mid_save_lands_before_the_final_save(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch
+):
+    journal = journal_on(storage, FakeClock(), status="RUNNING")
+    beating, release = anyio.Event(), anyio.Event()
+    write = storage.write_json
+
+    async def held(relative: str, data: Any, engine: bool) -> Any:
+        beating.set()
+        await release.wait()
+        return await write(relative, data, engine=engine)
+
+    async def slow_beat(relative: str, data: Any, *, engine: bool = False) -> Any:
+        if data["status"] != "RUNNING":
+            return await write(relative, data, engine=engine)
+        # the heartbeat's save, held until released; like a write in a worker thread, it goes on
+        # when its caller is cancelled
+        return await asyncio.shield(held(relative, dict(data), engine))
+
+    monkeypatch.setattr(storage, "write_json", slow_beat)
+    beat = asyncio.create_task(journal.beat(1.0))
+    await beating.wait()
+    beat.cancel()
+    finishing = asyncio.create_task(journal.finish(None))
+    await asyncio.sleep(0)
+    release.set()
+    await finishing
+    await asyncio.gather(beat, return_exceptions=True)
+    await asyncio.sleep(0.01)  # a stray heartbeat write would land now
+
+    assert (await stored(storage))["status"] == "DONE"
 
 
 async def test_a_failed_task_saves_its_error_with_the_secrets_scrubbed(storage: Storage):
