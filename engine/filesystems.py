@@ -90,7 +90,7 @@ def open_url(url: str, options: Mapping[str, Any]) -> tuple[FileSystem, str]:
 class DeferredFile(Protocol):
     """A file being written that nobody sees until commit(); discard() drops it."""
 
-    def write(self, data: bytes, /) -> int: ...
+    def write(self, data: bytes | bytearray, /) -> int: ...
     def close(self) -> None: ...
     def commit(self) -> None: ...
     def discard(self) -> None: ...
@@ -112,7 +112,7 @@ class _SiblingFile:
         self._temp = Path(temp)
         self._file = os.fdopen(handle, "wb")
 
-    def write(self, data: bytes, /) -> int:
+    def write(self, data: bytes | bytearray, /) -> int:
         return self._file.write(data)
 
     def close(self) -> None:
@@ -174,6 +174,12 @@ def defers(file: object) -> bool:
         isinstance(file, AbstractBufferedFile)
         and type(file).discard is AbstractBufferedFile.discard
     )
+
+
+def part_size(file: object) -> int | None:
+    """The bytes a buffered fsspec file (S3, GCS) sends per upload call, its block size; None
+    for a file written straight through (local, memory)."""
+    return file.blocksize if isinstance(file, AbstractBufferedFile) else None
 
 
 # --------------------------------------------------------------------------- blocking calls

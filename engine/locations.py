@@ -127,11 +127,12 @@ def check_path(relative: str, *, template: str | None = None, engine: bool = Fal
 
 # --------------------------------------------------------------------------- options
 
-# The storage layer's own defaults, below the engine's: 8 MiB parts keep s3fs's memory bounded
-# (50 MiB per open file otherwise); no listings cache, as other engine processes write task
-# records under the same root.
+# The storage layer's own defaults, below the engine's: 5 MiB parts (S3's smallest; they grow
+# with the object, engine.transfers) keep s3fs's memory bounded (50 MiB per open file
+# otherwise); no listings cache, as other engine processes write task records under the same
+# root.
 _BUILTIN_OPTIONS: dict[str, dict[str, Any]] = {
-    "s3": {"default_block_size": 8 << 20, "use_listings_cache": False},
+    "s3": {"default_block_size": 5 << 20, "use_listings_cache": False},
     "gs": {"use_listings_cache": False},
 }
 # Each Storage owns its filesystem instance and closes its sessions (aclose): fsspec's instance

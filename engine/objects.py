@@ -171,14 +171,6 @@ class Writer:
         return self._info
 
     async def __aenter__(self) -> Self:
-        place, codec, level = self._place, self._codec, self._level
-        try:
-            with place.guard("write"):
-                self._upload = await self._lane.run(Upload, place.fs, place.path, codec, level)
-        except asyncio.CancelledError:
-            self._upload = await asyncio.shield(self._lane.settle())  # the open may yet succeed
-            await self._abandon()
-            raise
         return self
 
     async def write(self, data: bytes) -> None:
@@ -203,19 +195,41 @@ class Writer:
             raise
 
     async def _flush(self) -> None:
-        assert self._upload is not None, "write() outside the writer's async with block"
         if not self._buffer:
             return
-        chunk, self._buffer = bytes(self._buffer), bytearray()
+        chunk, self._buffer = self._buffer, bytearray()
+        if self._upload is None:
+            await self._begin(chunk, whole=False)
+            return
         with self._place.guard("write"):
             await self._lane.run(self._upload.write, chunk)
 
+    async def _begin(self, first: bytearray, *, whole: bool) -> None:
+        """Opens the object with its first chunk in one worker-thread call (opened lazily, so
+        an object smaller than a chunk is opened, written and committed in one call)."""
+        place = self._place
+        try:
+            with place.guard("write"):
+                self._upload = await self._lane.run(
+                    Upload.begin, place.fs, place.path, self._codec, self._level, first, whole=whole
+                )
+        except asyncio.CancelledError:
+            self._upload = await asyncio.shield(self._lane.settle())  # the open may yet succeed
+            raise
+
     async def _commit(self) -> None:
-        await self._flush()
-        assert self._upload is not None
-        with self._place.guard("write"):
-            size, sha256 = await self._lane.run(self._upload.commit)
-        raw_size, relative = self._upload.raw_size, self._place.relative
+        if self._upload is None:
+            await self._begin(self._buffer, whole=True)
+        else:
+            await self._flush()
+        upload = self._upload
+        assert upload is not None
+        if upload.committed is None:
+            with self._place.guard("write"):
+                await self._lane.run(upload.commit)
+        assert upload.committed is not None
+        size, sha256 = upload.committed
+        raw_size, relative = upload.raw_size, self._place.relative
         self._info = ObjectInfo(relative, size, sha256, raw_size, self._compression, self.records)
 
     async def _abandon(self) -> None:

@@ -23,6 +23,7 @@ from fsspec.implementations.local import LocalFileSystem
 from fsspec.implementations.memory import MemoryFileSystem
 from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
 
+from engine import transfers
 from engine.errors import (
     ChecksumMismatch,
     ConfigError,
@@ -206,7 +207,7 @@ DECOMPRESS: dict[str | None, Callable[[bytes], bytes]] = {
 async def test_a_streamed_object_round_trips_with_the_sizes_and_hash_of_its_stored_bytes(
     backend: Backend, compression: str | None
 ):
-    data = _payload(9 * MIB)  # over s3's 8 MiB part: a multipart upload there
+    data = _payload(9 * MIB)  # over s3's 5 MiB part: a multipart upload there
     async with backend.open() as storage:
         info = await _write(storage, "objects/items.bin", data, compress=compression)
         assert await _read(storage, "objects/items.bin", compression) == data
@@ -555,7 +556,7 @@ def test_options_merge_engine_defaults_then_token_options_then_the_request():
     assert merge_options(
         "s3", request, defaults=defaults, aws={**aws, "region": "eu-west-1"}, gc={"x": "y"}
     ) == {
-        "default_block_size": 8 * MIB,
+        "default_block_size": 5 * MIB,
         "use_listings_cache": False,
         "key": "sts-key",
         "secret": "request-secret",
@@ -671,6 +672,7 @@ class _EagerFile(AbstractBufferedFile):
 
     def _upload_chunk(self, final: bool = False) -> bool:
         self.fs.store[self.path] += self.buffer.getvalue()
+        self.fs.uploads.append(len(self.buffer.getvalue()))
         return True
 
 
@@ -679,6 +681,7 @@ class _EagerFileSystem(AbstractFileSystem):
 
     protocol = ("eager",)
     store: ClassVar[dict[str, bytes]] = {}
+    uploads: ClassVar[list[int]] = []  # the bytes of each upload call
 
     def _open(self, path: str, mode: str = "rb", block_size: Any = None, **kwargs: Any) -> Any:
         return _EagerFile(self, path, mode, block_size=MIB, **kwargs)
@@ -715,6 +718,25 @@ async def test_a_backend_that_cannot_defer_a_write_still_loses_a_failed_object()
         assert await storage.exists("kept.bin")
         assert not await storage.exists("lost.bin")
     assert _EagerFileSystem.store == {"b/task-1/kept.bin": b"kept"}
+
+
+async def test_a_buffered_backend_is_handed_whole_parts_that_grow_with_the_object(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    monkeypatch.setattr(transfers, "PARTS_PER_STEP", 2)  # parts double every 2 (1 MiB blocks)
+    register_classes({"eager": f"{__name__}:_EagerFileSystem"})
+    _EagerFileSystem.uploads.clear()
+    data = os.urandom(11 * MIB)
+    async with (
+        open_storage("eager://b/task-2", None, allow=["eager://b"]) as storage,
+        storage.writer("big.bin", compress=None) as writer,
+    ):
+        for start in range(0, len(data), MIB // 2):
+            await writer.write(data[start : start + MIB // 2])
+    sent = [size for size in _EagerFileSystem.uploads if size]  # close() flushes an empty one
+    assert sent == [MIB, MIB, 2 * MIB, 2 * MIB, 4 * MIB, MIB]
+    assert _EagerFileSystem.store["b/task-2/big.bin"] == data
+    assert transfers.UPLOADS._value == 3  # type: ignore[attr-defined]  # every part let go
 
 
 @pytest.mark.parametrize(
