@@ -86,9 +86,8 @@ def _serial_module(folder: Path) -> Path:
 
 
 def _engine_runs(module: Path, peers: Peers, runs: int, count: int, logs: Path) -> list[float]:
-    """Seconds of each of ``runs`` backups of the workspace by one engine process. The backups
-    are removed once the process has stopped: it may still be saving a task's record when its
-    status says DONE."""
+    """Seconds of each of ``runs`` backups of the workspace by one engine process (the backups
+    are removed once the process has stopped)."""
     env = {"ENGINE_STORAGE_ALLOW": f"file://{peers.out}"}
     times, folders = [], []
     with serving.start_engine(module, logs, env) as engine:

@@ -46,7 +46,9 @@ class Backup:
         self.journal = job.journal
         self.options: Mapping[str, Any] = job.request.get("options") or {}
         self.excluded = frozenset(job.request.get("excludes") or ())
-        self.units = asyncio.Semaphore(job.concurrency)
+        # twice the SaaS's concurrency: a unit storing what it fetched has let go of the SaaS
+        # gate (engine.outbound), so another can fetch meanwhile
+        self.units = asyncio.Semaphore(2 * job.concurrency)
         self.claimed: set[str] = set()
         self.failures = 0
         self.seen = 0
@@ -86,7 +88,7 @@ class Backup:
             started=record["createdAt"],
             finished=iso(self.journal.clock.now()),
         )
-        await self.job.storage.write_json(MANIFEST, document, engine=True)
+        await self.job.storage.write_json(MANIFEST, document, engine=True, indent=2)
 
     # the walk ------------------------------------------------------------------------------
     async def _resource(self, kind: ResourceType, values: Mapping[str, Any], spawn: Spawn) -> None:

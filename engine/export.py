@@ -48,4 +48,4 @@ async def run(job: Job) -> None:
     await for_each(one, resources.values(), limit=job.concurrency)
     copies = [journal.units[entry.path] for entry in entries]
     document = dict(found.raw) | {"objects": copies, "exportOf": job.storage.url}
-    await destination.write_json(MANIFEST, document, engine=True)
+    await destination.write_json(MANIFEST, document, engine=True, indent=2)

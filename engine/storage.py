@@ -113,9 +113,12 @@ class Storage(Closable["Storage"]):
         except ValueError as exc:  # the message names a position, never the content
             raise self._boundary.error("read", relative, f"not valid JSON: {exc}") from exc
 
-    async def write_json(self, relative: str, data: Any, *, engine: bool = False) -> ObjectInfo:
-        """Write a small JSON document whole (committed, or nothing on failure)."""
-        payload = json.dumps(data, ensure_ascii=False, indent=2).encode()
+    async def write_json(
+        self, relative: str, data: Any, *, engine: bool = False, indent: int | None = None
+    ) -> ObjectInfo:
+        """Write a small JSON document whole (committed, or nothing on failure). Compact unless
+        an indent is asked for: json's fast C encoder serves compact output only."""
+        payload = json.dumps(data, ensure_ascii=False, indent=indent).encode()
         async with self.writer(relative, compress=None, engine=engine) as writer:
             await writer.write(payload)
         return writer.info
