@@ -4,6 +4,7 @@ not mistake a partial listing for a complete one."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -17,21 +18,49 @@ async def pages(
     saas: Saas, listing: Mapping[str, Any], names: Mapping[str, Any], *, place: str
 ) -> AsyncIterator[list[Any]]:
     """The records of each page of ``listing`` (a list request, pagination, records selector and
-    filter), in order. Raises SaasError or PaginationStopped when the listing cannot complete."""
+    filter), in order. Raises SaasError or PaginationStopped when the listing cannot complete.
+
+    The next page is fetched while the caller works on the current one (its request is known
+    from the current answer): one page ahead at most."""
     rule: Mapping[str, Any] = listing.get("pagination", {"kind": "none"})
     request: Mapping[str, Any] = listing["request"]
-    step: pagination.Step | None = pagination.first(rule)
-    while step is not None:
-        try:
-            answer = await _fetch(saas, request, names, step, place)
-        except Ignored:  # a response rule: this page yields nothing, and the listing ends
-            return
-        records = await records_from(saas, listing, answer, names)
-        following = await pagination.next_step(rule, step, answer, records, saas.definition.hooks)
-        if following is not None and following["url"] is not None:
-            following["url"] = saas.resolve(following["url"], answer.label)
-        yield _kept(listing.get("filter"), records, names, place)
-        step = following
+    first = pagination.first(rule)
+    step: pagination.Step | None = first
+    ahead: asyncio.Task[Answer] | None = _ahead(saas, request, names, first, place)
+    try:
+        while step is not None and ahead is not None:
+            try:
+                answer = await ahead
+            except Ignored:  # a response rule: this page yields nothing, and the listing ends
+                return
+            records = await records_from(saas, listing, answer, names)
+            hooks = saas.definition.hooks
+            following = await pagination.next_step(rule, step, answer, records, hooks)
+            if following is not None and following["url"] is not None:
+                following["url"] = saas.resolve(following["url"], answer.label)
+            ahead = None
+            if following is not None:
+                ahead = _ahead(saas, request, names, following, place)
+            yield _kept(listing.get("filter"), records, names, place)
+            step = following
+    finally:
+        if ahead is not None and not ahead.done():  # the caller stopped reading
+            ahead.cancel()
+            await asyncio.gather(ahead, return_exceptions=True)
+
+
+def _ahead(
+    saas: Saas,
+    request: Mapping[str, Any],
+    names: Mapping[str, Any],
+    step: pagination.Step,
+    place: str,
+) -> asyncio.Task[Answer]:
+    """A page's request, on its way while the page before is worked on."""
+    page = asyncio.ensure_future(_fetch(saas, request, names, step, place))
+    # a page the caller never reads (it failed on the one before) must not warn when collected
+    page.add_done_callback(lambda done: done.cancelled() or done.exception())
+    return page
 
 
 async def _fetch(

@@ -20,6 +20,12 @@ from scripts import servers
 from tests import taskflow
 
 
+@pytest.fixture
+def anyio_backend() -> str:
+    """Async tests (pytest.mark.anyio) run on asyncio, the engine's event loop."""
+    return "asyncio"
+
+
 @pytest.fixture(scope="session")
 def kinto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.KintoServer]:
     """A Kinto shared by the session (paginate_by=10): create data under fresh bucket ids."""

@@ -13,11 +13,6 @@ from engine.errors import RequestError, SaasError, StorageError
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def test_a_group_runs_the_tasks_its_tasks_spawn_to_the_end():
     done: list[str] = []
 

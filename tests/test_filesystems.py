@@ -32,11 +32,6 @@ KEPT = [
 ]
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def fill(root: Path, names: list[str]) -> None:
     for name in names:
         (root / name).parent.mkdir(parents=True, exist_ok=True)

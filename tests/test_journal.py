@@ -38,11 +38,6 @@ STALE_SECONDS = 30.0
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def storage() -> Iterator[Storage]:
     with memory_storage() as opened:
         yield opened

@@ -24,11 +24,6 @@ CURSOR = {"kind": "cursor", "cursor": "next", "param": "cursor"}
 NEXT_URL = {"kind": "nextUrl", "url": "links.next"}
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def server() -> Iterator[PagedServer]:
     with serve(items=N_ITEMS, page_size=10) as running:
@@ -88,6 +83,27 @@ async def test_every_page_is_read_in_order(paged: PagedServer, rule: dict[str, A
 
     assert numbers(await read(paged.url, path, rule)) == tens()
     assert len(paged.received(path)) == 5
+
+
+async def test_the_next_page_is_asked_for_while_the_caller_works_on_the_current_one(
+    paged: PagedServer,
+):
+    spec = {"request": {"path": "/cursor"}, "records": "items", "pagination": CURSOR}
+    async with new_pool() as pool:
+        saas = Saas(Outbound(pool, asyncio.Semaphore(4)), shelf(), {"url": paged.url})
+        names = {"settings": saas.settings, "ctx": {}}
+        listing = pages(saas, spec, names, place="/resources/bucket/list")
+        first = await anext(listing)
+        for _ in range(200):  # the caller holds the first page; the second is on its way
+            if len(paged.received("/cursor")) == 2:
+                break
+            await asyncio.sleep(0.01)
+        second_asked = len(paged.received("/cursor"))
+        await listing.aclose()  # stopping early: the page on its way is dropped, not awaited
+
+    assert numbers([first]) == [list(range(10))]
+    assert second_asked == 2
+    assert len(paged.received("/cursor")) == 2
 
 
 async def test_each_page_yields_only_the_records_the_filter_keeps(paged: PagedServer):

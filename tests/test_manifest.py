@@ -25,11 +25,6 @@ OTHER_C1 = {"bucket": "b2", "collection": "c1"}
 G1 = {"bucket": "b1", "group": "g1"}
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def entries() -> list[Entry]:
     meta_entry = entry("collection", "records", C1)
     return [

@@ -18,11 +18,6 @@ pytestmark = pytest.mark.anyio
 CHOSEN = "{{ options.conflict }}"
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 # --------------------------------------------------------------------------- conflict policy
 
 

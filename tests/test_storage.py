@@ -55,11 +55,6 @@ MIB = 1 << 20
 CHUNK = 300_007
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 # --------------------------------------------------------------------------- backends
 
 
