@@ -1,11 +1,10 @@
 """What the Kinto benchmarks share: an `engine serve modules/kinto` process of their own (the
-program users run), processes pinned to cores, and tasks of any kind driven through the API,
-timed as the platform sees them (from the start call to the status answer that says DONE)."""
+program users run), processes pinned to cores, the platform's auth and the ctx of a collection,
+found through the API. Tasks are driven and timed by bench.serving.run_task."""
 
 from __future__ import annotations
 
 import os
-import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,11 +14,10 @@ import httpx
 
 from bench import serving
 from bench.core import ROOT
+from bench.serving import call
 from scripts import servers
 
 KINTO_MODULE = ROOT / "modules" / "kinto"
-POLL_SECONDS = 0.05  # the platform's status polling; ~20 cheap calls a second
-TASK_TIMEOUT = 1800.0
 
 
 def start_engine(workdir: Path, env: Mapping[str, str]) -> servers.Server:
@@ -46,15 +44,6 @@ def api_client(engine: servers.Server) -> httpx.Client:
     return httpx.Client(base_url=engine.url, timeout=60, trust_env=False)
 
 
-def call(http: httpx.Client, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
-    """POST body to the API; its JSON answer, which must be a 200."""
-    answer = http.post(path, json=dict(body))
-    if answer.status_code != 200:
-        raise RuntimeError(f"{path} answered {answer.status_code}: {answer.text[:1000]}")
-    found: dict[str, Any] = answer.json()
-    return found
-
-
 def collection_ctx(
     http: httpx.Client, auth: Mapping[str, Any], bucket: str, collection: str
 ) -> dict[str, Any]:
@@ -74,20 +63,3 @@ def new_task(auth: Mapping[str, Any], storage_url: str, ctx: Mapping[str, Any]) 
         "storage": {"url": storage_url},
         "ctx": dict(ctx),
     }
-
-
-def run_task(http: httpx.Client, path: str, body: Mapping[str, Any]) -> float:
-    """Start a task and poll /api/status until it is DONE; the seconds it took. Fails on any
-    error answer or any non-fatal error the task reports (a benchmark counts only whole work)."""
-    started = time.perf_counter()
-    answer = call(http, path, body)
-    while answer["status"] != "DONE":
-        if time.perf_counter() - started > TASK_TIMEOUT:
-            raise RuntimeError(f"{path} did not finish within {TASK_TIMEOUT:.0f} s: {answer}")
-        time.sleep(POLL_SECONDS)
-        status = {key: body[key] for key in ("auth", "taskUuid", "storage")}
-        answer = call(http, "/api/status", status | {"ctx": answer["ctx"]})
-    elapsed = time.perf_counter() - started
-    if answer["errors"]:
-        raise RuntimeError(f"{path} reported errors: {answer['errors'][:3]}")
-    return elapsed

@@ -22,7 +22,7 @@ import fsspec  # type: ignore[import-untyped]  # fsspec ships no type informatio
 import httpx
 import zstandard
 
-from bench import harness
+from bench import harness, serving
 from bench.core import Context, Figure, median, seconds
 from scripts import servers
 
@@ -60,7 +60,7 @@ def engine_backup(source: Source, *, with_permissions: bool) -> float:
     place = source.place("engine")
     body = harness.new_task(harness.auth_of(source.kinto), f"file://{place}", source.ctx)
     body["options"] = {"with_permissions": with_permissions}
-    elapsed = harness.run_task(source.http, "/api/backup", body)
+    elapsed = serving.run_task(source.http, "/api/backup", body).seconds
     manifest = json.loads((place / "manifest.json").read_text())
     stored = sum(
         entry.get("records", 0) for entry in manifest["objects"] if "records" in entry["step"]

@@ -22,7 +22,7 @@ from urllib.parse import quote
 import httpx
 import zstandard
 
-from bench import harness, records
+from bench import harness, records, serving
 from bench.core import Context, Figure, median, seconds
 from scripts import servers
 
@@ -70,7 +70,7 @@ def engine_restore(target: Target) -> float:
     auth = harness.auth_of(target.kinto)
     body = harness.new_task(auth, f"file://{target.backup}", target.ctx)
     body["scenario"] = "IN_PLACE"
-    elapsed = harness.run_task(target.http, "/api/restore", body)
+    elapsed = serving.run_task(target.http, "/api/restore", body).seconds
     _check(target, "the engine")
     return elapsed
 
@@ -153,7 +153,7 @@ def _backup(http: httpx.Client, kinto: servers.KintoServer, folder: Path) -> dic
     ctx = harness.collection_ctx(http, auth, BUCKET, COLLECTION)
     body = harness.new_task(auth, f"file://{folder}", ctx)
     body["options"] = {"with_permissions": False}
-    harness.run_task(http, "/api/backup", body)
+    serving.run_task(http, "/api/backup", body)
     return ctx
 
 
