@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -29,10 +29,13 @@ from engine.tasks import Tasks
 log = logging.getLogger("engine.app")
 
 
-def error_response(error: EngineError) -> JSONResponse:
-    """The wire rendering of a fatal error, with secrets masked."""
-    body = wire.error_body(error, error.payload)
+def error_response(error: EngineError, update: Mapping[str, Any] | None = None) -> JSONResponse:
+    """The wire rendering of a fatal error, with secrets masked, and the settings the platform
+    must keep all the same (``update``: a refresh token rotated before the failure)."""
+    body: dict[str, Any] = wire.error_body(error, error.payload)
     body["error"]["description"] = scrub(body["error"]["description"])
+    if update:
+        body["authUpdate"] = {"settings": dict(update)}
     return JSONResponse(body, status_code=error.status)
 
 
@@ -69,7 +72,7 @@ def _view(endpoint: Endpoint) -> Any:
                 log.info(
                     "%s failed: %s", endpoint.path, exc.message, extra={"endpoint": endpoint.path}
                 )
-                return error_response(exc)
+                return error_response(exc, call.auth_update() | dict(exc.auth_update or {}))
             except Exception:
                 log.exception(
                     "%s failed unexpectedly", endpoint.path, extra={"endpoint": endpoint.path}

@@ -4,7 +4,7 @@ class per kind, one table (KINDS); the JSON Schema lists the same names.
 Static kinds render their templates once. Token kinds obtain an access token (OAuth2 client
 credentials, OAuth2 refresh token, session login), share it through the process's TokenCache,
 and renew it once when the SaaS refuses it. A rotated refresh token is used from then on and
-kept in ``update`` (the settings the platform must store: the answer's ``authUpdate``)."""
+named by ``update`` (the settings the platform must store: the answer's ``authUpdate``)."""
 
 from __future__ import annotations
 
@@ -54,8 +54,10 @@ class Reach:
 class Credential:
     """Credentials of one connection."""
 
-    def __init__(self) -> None:
-        self.update: dict[str, Any] = {}  # settings the platform must keep (authUpdate)
+    @property
+    def update(self) -> dict[str, Any]:
+        """Settings the platform must keep (the answer's authUpdate)."""
+        return {}
 
     async def apply(self) -> Applied:
         """What to add to the next request."""
@@ -155,12 +157,14 @@ class _OAuth2(_Obtained):
         super().__init__(reach, key, "Authorization", "Bearer {{ token }}")
         self.step = f"the OAuth2 {grant.replace('_', ' ')} token request"
 
-    async def apply(self) -> Applied:
-        applied = await super().apply()
+    @property
+    def update(self) -> dict[str, Any]:
+        """The newest refresh token, once it differs from the settings' (rotated, by this
+        connection or another of the process that started from the same one)."""
         latest = self.reach.tokens.latest_refresh(self.key)
         if self.setting and latest and latest != self.refresh:
-            self.update[self.setting] = latest  # rotated: the platform must keep the new one
-        return applied
+            return {self.setting: latest}
+        return {}
 
     async def fetch(self, refresh: str | None) -> Token:
         form = {"grant_type": self.grant} | self.params

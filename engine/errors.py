@@ -65,6 +65,8 @@ class EngineError(Exception):
     status: int = 500
     exit_code: int = 1
     payload: Mapping[str, Any] | None = None  # extra detail for the wire error (a task's ids)
+    # settings the platform must keep though the call failed (a refresh token rotated before)
+    auth_update: Mapping[str, Any] | None = None
 
     def __init__(
         self, message: str, *, resource: str | None = None, field: str | None = None

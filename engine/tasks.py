@@ -126,8 +126,13 @@ class Tasks:
     async def status(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """The state of a task: from memory when this process runs it, else from its record,
         resuming it when its owner stopped beating."""
-        answer = await self._status(body)
         kept = self.handed.get(str(body["taskUuid"]))
+        try:
+            answer = await self._status(body)
+        except EngineError as exc:  # a FAILED task: its error answer hands them over too
+            if kept:
+                exc.auth_update = kept
+            raise
         if kept and "authUpdate" not in answer:
             answer |= {"authUpdate": {"settings": kept}}
         return answer

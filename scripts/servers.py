@@ -384,7 +384,8 @@ class IdpServer(Server):
         return OidcSettings(self.issuer, self.client_id)
 
     def stats(self) -> dict[str, int]:
-        """Its counters: token requests received, refused, and tokens issued ("tokens")."""
+        """Its counters: token requests received, refused, tokens issued ("tokens") and
+        refresh tokens used ("refreshes")."""
         answer = httpx.get(f"{self.url}/stats", timeout=10, trust_env=False)
         answer.raise_for_status()
         counts: dict[str, int] = answer.json()
@@ -392,10 +393,17 @@ class IdpServer(Server):
 
 
 def start_idp(
-    workdir: Path, *, client_id: str, client_secret: str, token_lifetime: int = 3600
+    workdir: Path,
+    *,
+    client_id: str,
+    client_secret: str,
+    token_lifetime: int = 3600,
+    refresh_token: str | None = None,
 ) -> IdpServer:
     """Start the OAuth2 provider: only client_id with client_secret gets a token, which expires
-    after token_lifetime seconds; /userinfo vouches only for its own live tokens."""
+    after token_lifetime seconds; /userinfo vouches only for its own live tokens. With a
+    refresh_token, the refresh grant works too, rotating it strictly (each refresh answers a new
+    one and kills the one presented)."""
     program = ensure_node_package("idp") / "idp.js"
     port = free_port()
     folder = _server_dir(workdir, "idp", port)
@@ -408,7 +416,9 @@ def start_idp(
         health_url=f"{url}/.well-known/openid-configuration",
         log_path=folder / "idp.log",
         cwd=folder,
-        env={"IDP_CLIENT_SECRET": client_secret},  # kept off the process list
+        # secrets kept off the process list
+        env={"IDP_CLIENT_SECRET": client_secret}
+        | ({"IDP_REFRESH_TOKEN": refresh_token} if refresh_token else {}),
     )
     try:
         discovery = httpx.get(server.url + "/.well-known/openid-configuration", trust_env=False)

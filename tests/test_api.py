@@ -138,6 +138,7 @@ def test_version_and_auth_schema_describe_the_module(api):
         "token_url",
         "client_id",
         "client_secret",
+        "refresh_token",
     ]
     assert schema["schema"]["payload"]["password_secret"] == "password"
 

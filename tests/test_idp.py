@@ -111,7 +111,40 @@ def test_a_wrong_or_missing_client_secret_gets_401_invalid_client(
     assert "access_token" not in answer.json()
 
 
-def test_another_grant_than_client_credentials_is_refused(idp: servers.IdpServer):
+def test_a_refresh_token_rotates_strictly_and_its_access_token_is_good_for_userinfo(
+    idp_factory: Callable[..., servers.IdpServer],
+):
+    idp = idp_factory(refresh_token="first-refresh-token")
+    auth = (idp.client_id, idp.client_secret)
+
+    def refresh(presented: str) -> httpx.Response:
+        form = {"grant_type": "refresh_token", "refresh_token": presented}
+        return httpx.post(idp.token_url, data=form, auth=auth)
+
+    first = refresh("first-refresh-token")
+    assert first.status_code == 200, first.text
+    rotated = first.json()["refresh_token"]
+    assert rotated != "first-refresh-token"
+    userinfo = httpx.get(f"{idp.url}/userinfo", headers=bearer(first.json()["access_token"]))
+    assert userinfo.json() == {"sub": "engine-tests"}
+    for used in ("first-refresh-token", "never-issued"):
+        refused = refresh(used)
+        assert refused.status_code == 400
+        assert refused.json()["error"] == "invalid_grant"
+    assert refresh(rotated).status_code == 200
+    assert idp.stats()["refreshes"] == 2
+
+
+def test_the_refresh_grant_is_refused_without_a_refresh_token_set(idp: servers.IdpServer):
+    form = {"grant_type": "refresh_token", "refresh_token": "anything"}
+    answer = httpx.post(idp.token_url, data=form, auth=(idp.client_id, idp.client_secret))
+    assert answer.status_code == 400
+    assert answer.json()["error"] == "invalid_grant"
+
+
+def test_another_grant_than_client_credentials_or_refresh_token_is_refused(
+    idp: servers.IdpServer,
+):
     form = {"grant_type": "password", "username": "u", "password": "p"}
     answer = httpx.post(idp.token_url, data=form, auth=(idp.client_id, idp.client_secret))
     assert answer.status_code == 400
@@ -146,11 +179,11 @@ def test_kinto_refuses_a_token_once_it_expired(
 
 def test_stats_count_token_requests_and_refusals(idp_factory: Callable[..., servers.IdpServer]):
     idp = idp_factory()
-    assert idp.stats() == {"tokens": 0, "token_requests": 0, "refused": 0}
+    assert idp.stats() == {"tokens": 0, "token_requests": 0, "refused": 0, "refreshes": 0}
     token(idp)
     token(idp)
     assert token_answer(idp, secret="wrong").status_code == 401
-    assert idp.stats() == {"tokens": 2, "token_requests": 3, "refused": 1}
+    assert idp.stats() == {"tokens": 2, "token_requests": 3, "refused": 1, "refreshes": 0}
 
 
 def test_the_provider_installs_once_from_its_lock_file():

@@ -1,7 +1,8 @@
-"""OAuth2 client credentials end to end: the Kinto module signing in through the test identity
-provider (scripts/idp) to a Kinto that trusts its tokens. Validation, discovery on one cached
-token, a backup and restore round trip, tokens expiring during a backup, token endpoints that
-answer nonsense; never a secret in an answer or a log."""
+"""OAuth2 end to end: the Kinto module signing in through the test identity provider
+(scripts/idp) to a Kinto that trusts its tokens. Client credentials: validation, discovery on
+one cached token, a backup and restore round trip, tokens expiring during a backup, token
+endpoints that answer nonsense. Refresh tokens rotated by the provider during a backup, handed to
+the platform on every answer (a failed task's too). Never a secret in an answer or a log."""
 
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ pytestmark = pytest.mark.e2e
 
 WRONG_SECRET = "Wrong-Client-Secret-4242"
 CLIENT_SECRET = "idp-secret"  # the client secret of the idp and idp_factory fixtures
+REFRESH_TOKEN = "Refresh-Token-From-Consent-5150"  # the first one the provider hands out
 JWT_START = "eyJ0eXAiOiJKV1Qi"  # base64 of '{"typ":"JWT"': how the provider's tokens begin
 
 
@@ -106,7 +108,7 @@ def no_secret_logged(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     records = caplog.get_records("setup") + caplog.get_records("call")
     logs = "".join(f"{record.getMessage()} {record.__dict__}" for record in records)
     assert records  # captured: the checks below are not vacuous
-    secrets = [CLIENT_SECRET, WRONG_SECRET]
+    secrets = [CLIENT_SECRET, WRONG_SECRET, REFRESH_TOKEN]
     basics = [base64.b64encode(f"engine-tests:{secret}".encode()).decode() for secret in secrets]
     for secret in [*secrets, *basics, JWT_START]:
         assert secret not in logs
@@ -261,6 +263,100 @@ def test_each_token_the_saas_refuses_is_renewed_not_only_the_tasks_first(
     assert len(refused) == 2 and refused[0] == "" and "_token=" in refused[1]
     assert_done(result)
     assert issued == 2  # one for each refused token
+
+
+# --------------------------------------------------------------------------- refresh tokens
+
+
+def refreshed(idp: servers.IdpServer, refresh_token: str) -> httpx.Response:
+    """The provider's answer to a refresh grant presenting refresh_token (as the platform's)."""
+    form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+    auth = (idp.client_id, idp.client_secret)
+    return httpx.post(idp.token_url, data=form, auth=auth, trust_env=False)
+
+
+def handed(answer: dict[str, Any]) -> str:
+    """The refresh token an answer hands the platform."""
+    token: str = answer["authUpdate"]["settings"]["refresh_token_secret"]
+    return token
+
+
+def test_a_rotating_refresh_token_is_handed_over_on_every_answer_and_the_last_one_is_live(
+    caplog: pytest.LogCaptureFixture,
+    engine_api: Callable[..., TestClient],
+    storage_area: Callable[[str], Backend],
+    idp_factory: Callable[..., servers.IdpServer],
+    kinto_factory: Callable[..., servers.KintoServer],
+) -> None:
+    # each refresh answers a new refresh token and kills the one presented (strict rotation)
+    idp = idp_factory(token_lifetime=2, refresh_token=REFRESH_TOKEN)
+    kinto = kinto_factory(oidc=idp.oidc, paginate_by=10)
+    bucket = seed_as_client(kinto, idp, collections=2, records=100)
+    area = storage_area("local")
+    api = engine_api(storage_allow=(area.allow,))
+
+    auth = oauth(kinto, idp, method="oauth2_refresh", refresh_token_secret=REFRESH_TOKEN)
+    status, validated = post(api, "/api/schemas/auth/validate", {"auth": auth})
+    assert (status, validated["valid"]) == (200, True), validated
+    kept = handed(validated)  # the platform stores it in the source's settings
+    assert kept != REFRESH_TOKEN
+    assert idp.stats()["refreshes"] == 1
+
+    trail: list[Any] = []
+    with proxying(kinto.url) as proxy:
+        auth = oauth(
+            kinto, idp, server_url=proxy.url, method="oauth2_refresh", refresh_token_secret=kept
+        )
+        ctx = root_ctxs(api, auth)[bucket]
+        # a backup of 5 s or more on 2 s tokens: the engine refreshes during it, each time with
+        # the token the refresh before gave (the provider refuses any older one)
+        proxy.inject(Fault("delay", seconds=0.5), r"/records(\?|$)", times=None)
+        body = task_body(auth, area.place("rotating").storage(), ctx)
+        body["options"] = {"with_permissions": False}
+        done = assert_done(run_task(api, "/api/backup", body, trail=trail))
+
+    stats = idp.stats()
+    assert stats["refreshes"] >= 4  # validate, roots, and at least two during the backup
+    assert stats["refused"] == 0
+    tokens = [handed(answer) for answer in trail]
+    assert len(set(tokens)) >= 2  # the answers followed the rotations
+    latest = handed(done)
+    assert latest == tokens[-1] and latest not in (REFRESH_TOKEN, kept)
+    # the token handed last is the live one: the platform can go on with it, not with older ones
+    assert refreshed(idp, kept).status_code == 400
+    assert refreshed(idp, latest).status_code == 200
+    assert_no_secret(trail)
+    assert REFRESH_TOKEN not in json.dumps(trail)
+    logs = "".join(f"{record.getMessage()} {record.__dict__}" for record in caplog.records)
+    for token in {*tokens, kept}:  # handed to the platform, never logged
+        assert token not in logs
+
+
+def test_a_failed_task_still_hands_over_the_refresh_token_it_rotated(
+    engine_api: Callable[..., TestClient],
+    storage_area: Callable[[str], Backend],
+    idp_factory: Callable[..., servers.IdpServer],
+    kinto_factory: Callable[..., servers.KintoServer],
+) -> None:
+    idp = idp_factory(refresh_token=REFRESH_TOKEN)
+    kinto = kinto_factory(oidc=idp.oidc)
+    bucket = seed_as_client(kinto, idp, collections=1, records=5)
+    area = storage_area("local")
+    api = engine_api(storage_allow=(area.allow,))
+    admin = {"settings": {"server_url": kinto.url, "method": "basic"}}
+    admin["settings"] |= {"username": kinto.admin[0], "password_secret": kinto.admin[1]}
+    ctx = root_ctxs(api, admin)[bucket]
+    delete_as_client(kinto, idp, bucket)  # the backup's first listing fails: the task FAILS
+
+    auth = oauth(kinto, idp, method="oauth2_refresh", refresh_token_secret=REFRESH_TOKEN)
+    status, failed = run_task(api, "/api/backup", task_body(auth, area.place("x").storage(), ctx))
+
+    assert status != 200, failed
+    # Kinto answers 403 for the deleted bucket: the engine refreshed once more before failing
+    assert idp.stats()["refreshes"] == 2
+    latest = handed(failed)
+    assert latest != REFRESH_TOKEN
+    assert refreshed(idp, latest).status_code == 200
 
 
 # --------------------------------------------------------------------------- token endpoints

@@ -1,14 +1,19 @@
-// A strict OAuth2 identity provider (client credentials grant) for the engine's tests.
+// A strict OAuth2 identity provider (client credentials and refresh token grants) for the
+// engine's tests.
 //
 // oauth2-mock-server accepts any client and any token; the hooks below make it accept only one
 // client (id and secret, by HTTP Basic or in the form body), issue tokens that expire after a
 // set lifetime, and answer /userinfo only for tokens it issued that have not expired. GET /stats
 // counts the token requests, so tests can check that a client caches and refreshes its token.
 //
+// Refresh tokens rotate strictly, as many SaaS do: each refresh answers a new refresh token and
+// the one presented is dead from then on. The first one is given with --refresh-token.
+//
 // Settings, from the command line or the environment (the command line wins):
 //   --host IDP_HOST (127.0.0.1)   --port IDP_PORT (required)
 //   --client-id IDP_CLIENT_ID     --client-secret IDP_CLIENT_SECRET
 //   --token-lifetime IDP_TOKEN_LIFETIME (seconds, 3600)
+//   --refresh-token IDP_REFRESH_TOKEN (none: the refresh grant is refused)
 // The issuer it advertises is http://<host>:<port>.
 
 import { parseArgs } from "node:util";
@@ -23,6 +28,7 @@ function readSettings() {
       "client-id": { type: "string" },
       "client-secret": { type: "string" },
       "token-lifetime": { type: "string" },
+      "refresh-token": { type: "string" },
     },
   });
   const env = process.env;
@@ -32,6 +38,7 @@ function readSettings() {
     clientId: values["client-id"] ?? env.IDP_CLIENT_ID,
     clientSecret: values["client-secret"] ?? env.IDP_CLIENT_SECRET,
     tokenLifetime: Number(values["token-lifetime"] ?? env.IDP_TOKEN_LIFETIME ?? 3600),
+    refreshToken: values["refresh-token"] ?? env.IDP_REFRESH_TOKEN,
   };
   if (!Number.isInteger(settings.port) || !settings.clientId || !settings.clientSecret) {
     console.error("idp: --port, --client-id and --client-secret are required");
@@ -72,12 +79,23 @@ function bearerToken(req) {
   return scheme?.toLowerCase() === "bearer" && token ? token : undefined;
 }
 
-/** The tokens issued and not yet expired, and the counts /stats reports. */
+/** The tokens issued and not yet expired, the live refresh token, and the counts /stats
+ * reports. */
 class Ledger {
-  constructor(lifetimeSeconds) {
+  constructor(lifetimeSeconds, refreshToken) {
     this.lifetimeMs = lifetimeSeconds * 1000;
     this.expiries = new Map();
-    this.stats = { tokens: 0, token_requests: 0, refused: 0 };
+    this.refreshToken = refreshToken;
+    this.stats = { tokens: 0, token_requests: 0, refused: 0, refreshes: 0 };
+  }
+
+  /** Whether a refresh grant presents the live refresh token; if so, it is used up and
+   * newToken is the live one from now on. */
+  rotate(presented, newToken) {
+    if (this.refreshToken === undefined || presented !== this.refreshToken) return false;
+    this.refreshToken = newToken;
+    this.stats.refreshes += 1;
+    return true;
   }
 
   /** Remembers a newly issued token (and forgets the expired ones). */
@@ -103,7 +121,9 @@ function refuse(response, statusCode, error, description) {
   response.body = { error, error_description: description };
 }
 
-/** Makes the token endpoint strict: one client, one grant, tokens with the set lifetime. */
+const GRANTS = new Set(["client_credentials", "refresh_token"]);
+
+/** Makes the token endpoint strict: one client, two grants, tokens with the set lifetime. */
 function guardTokens(service, settings, ledger) {
   service.on(Events.BeforeTokenSigning, (token) => {
     token.payload.exp = token.payload.iat + settings.tokenLifetime;
@@ -116,11 +136,18 @@ function guardTokens(service, settings, ledger) {
     if (client.id !== settings.clientId || client.secret !== settings.clientSecret) {
       ledger.stats.refused += 1;
       refuse(response, 401, "invalid_client", "unknown client or wrong secret");
-    } else if (req.body?.grant_type !== "client_credentials") {
+    } else if (!GRANTS.has(req.body?.grant_type)) {
       ledger.stats.refused += 1;
-      refuse(response, 400, "unsupported_grant_type", "only client_credentials is supported");
+      refuse(response, 400, "unsupported_grant_type", "only client_credentials and refresh_token");
+    } else if (
+      req.body.grant_type === "refresh_token" &&
+      !ledger.rotate(req.body.refresh_token, response.body.refresh_token)
+    ) {
+      ledger.stats.refused += 1;
+      refuse(response, 400, "invalid_grant", "unknown or used refresh token");
     } else {
       response.body.expires_in = settings.tokenLifetime;
+      delete response.body.id_token;
       ledger.issue(response.body.access_token);
     }
   });
@@ -151,7 +178,7 @@ async function main() {
   const server = new OAuth2Server();
   await server.issuer.keys.generate("RS256");
   server.issuer.url = `http://${settings.host}:${settings.port}`;
-  const ledger = new Ledger(settings.tokenLifetime);
+  const ledger = new Ledger(settings.tokenLifetime, settings.refreshToken);
   guardTokens(server.service, settings, ledger);
   guardUserinfo(server.service, settings, ledger);
   serveStats(server.service, ledger);
