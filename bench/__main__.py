@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from bench.core import Benchmark, Context, machine, table, write_section
+from bench.core import Benchmark, Context, chart, machine, table, write_section
 
 BENCHMARKS = ("authoring", "records", "restore", "api", "binaries", "small")  # run order
 
@@ -38,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in args.only or BENCHMARKS:
             benchmark = load(name)
             figures = benchmark.run(context)
-            text = table(figures)
+            text = table(figures) + "\n" + chart(figures)
             print(f"## {benchmark.TITLE}\n{text}", flush=True)
             missed += sum(figure.met is False for figure in figures)
             if not args.smoke:

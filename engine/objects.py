@@ -240,12 +240,14 @@ class Writer:
 
 class Reader(Closable["Reader"]):
     """An object's bytes streamed out of storage and decompressed, CHUNK_SIZE at most per read:
-    ``async for`` closes it at the end, ``async with`` (or aclose()) on any way out."""
+    ``async for`` closes it at the end, ``async with`` (or aclose()) on any way out. A closed
+    reader stays closed: it never starts the object over."""
 
     def __init__(self, place: Place, codec: Codec) -> None:
         self._place = place
         self._codec = codec
         self._download: Download | None = None
+        self._closed = False
         self._lane = _Lane()
 
     async def __aenter__(self) -> Self:
@@ -256,7 +258,7 @@ class Reader(Closable["Reader"]):
         return self
 
     async def __anext__(self) -> bytes:
-        chunk = await self.read()
+        chunk = b"" if self._closed else await self.read()
         if not chunk:
             await self.aclose()
             raise StopAsyncIteration
@@ -276,14 +278,23 @@ class Reader(Closable["Reader"]):
 
     async def aclose(self) -> None:
         """Close the object (safe to call twice)."""
+        self._closed = True
         download, self._download = self._download, None
         if download is not None:
             with self._place.guard("read"):
                 await asyncio.shield(self._lane.run(download.close))
 
     async def _open(self) -> Download:
+        if self._closed:
+            raise RuntimeError(f"{self._place.relative} was read to its end or closed")
         if self._download is None:
             place, codec = self._place, self._codec
-            with place.guard("read"):
-                self._download = await self._lane.run(Download, place.fs, place.path, codec)
+            try:
+                with place.guard("read"):
+                    self._download = await self._lane.run(Download, place.fs, place.path, codec)
+            except asyncio.CancelledError:
+                # the open goes on in its thread: close what it opens, once it has
+                self._download = await asyncio.shield(self._lane.settle())
+                await self.aclose()
+                raise
         return self._download

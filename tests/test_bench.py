@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench import api, authoring, records, restore
-from bench.core import Context, Figure, table, write_section
+from bench.core import Context, Figure, chart, table, write_section
 
 
 def smoke(tmp_path: Path) -> Context:
@@ -42,6 +42,20 @@ def test_the_table_shows_ratio_target_and_whether_it_is_met():
     text = table(figures)
     assert "| speed | 90 MB/s | 100 (direct) | 0.90x | >= 0.90x | yes |" in text
     assert "| memory | 250 MiB | - | - | <= 200 MiB | **no** |" in text
+
+
+def test_the_chart_draws_each_targeted_ratio_with_its_target_mark():
+    figures = [
+        Figure("b", "speed", "MB/s", 90.0, 100.0, target=0.9),
+        Figure("b", "many", "/s", 300.0, 10.0, target=4.0),
+        Figure("b", "reported", "/s", 1.0, 2.0),
+    ]
+    lines = chart(figures).splitlines()
+    assert lines[0] == "```text" and lines[-1] == "```"
+    assert lines[2] == "speed " + "█" * 18 + "| 0.90x"
+    assert lines[3].startswith("many  " + "█" * 50 + ">") and lines[3].endswith(" 30.00x")
+    assert len(lines) == 5  # the reported figure has no target: not drawn
+    assert chart(figures[2:]) == ""
 
 
 # --------------------------------------------------------------------------- records, restore, api

@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -258,6 +259,16 @@ async def test_a_failed_overwrite_keeps_the_previous_object(backend: Backend):
         reader = storage.reader("objects/a.jsonl.zst", compression="zstd")
         assert [chunk async for chunk in reader] == [b'{"v": 1}\n']  # closed at its end
         await storage.verify(first)
+
+
+async def test_a_reader_read_to_its_end_stays_closed_and_never_starts_over(backend: Backend):
+    async with backend.open() as storage:
+        await _write(storage, "objects/a.jsonl.zst", b'{"v": 1}\n')
+        reader = storage.reader("objects/a.jsonl.zst", compression="zstd")
+        assert [chunk async for chunk in reader] == [b'{"v": 1}\n']
+        assert [chunk async for chunk in reader] == []
+        with pytest.raises(RuntimeError, match="was read to its end or closed"):
+            await reader.read()
 
 
 async def test_concurrent_writers_in_one_storage_each_commit_their_own_object(backend: Backend):
@@ -688,6 +699,48 @@ class _EagerFileSystem(AbstractFileSystem):
 
     def rm_file(self, path: str) -> None:
         del self.store[path]
+
+
+class _Counted(io.BytesIO):
+    """A file read from a _SlowMemoryFileSystem (MemoryFile's close() does nothing)."""
+
+
+class _SlowMemoryFileSystem(_PrivateMemoryFileSystem):
+    """A private memory filesystem whose opening takes 0.3 s; it keeps the files it opened for
+    reading."""
+
+    protocol = ("slowmem",)
+    store: ClassVar[dict[str, Any]] = {}
+    pseudo_dirs: ClassVar[list[str]] = [""]
+    open_files: ClassVar[list[Any]] = []
+
+    @classmethod
+    def _strip_protocol(cls, path: str) -> str:
+        return MemoryFileSystem._strip_protocol(path.replace("slowmem://", "memory://", 1))
+
+    def _open(self, path: str, mode: str = "rb", **kwargs: Any) -> Any:
+        if mode == "rb":
+            time.sleep(0.3)  # in the reader's worker thread
+        file = super()._open(path, mode, **kwargs)
+        if mode != "rb":
+            return file
+        counted = _Counted(file.getvalue())
+        self.open_files.append(counted)
+        return counted
+
+
+async def test_a_reader_cancelled_while_opening_closes_what_it_opened():
+    register_classes({"slowmem": f"{__name__}:_SlowMemoryFileSystem"})
+    async with open_storage("slowmem://b/task-1", None, allow=["slowmem://b"]) as storage:
+        await _write(storage, "a.bin", b"data", compress=None)
+        reader = storage.reader("a.bin", compression=None)
+        reading = asyncio.ensure_future(reader.read())
+        await asyncio.sleep(0.1)  # the open is under way in its thread
+        reading.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reading
+    [opened] = _SlowMemoryFileSystem.open_files
+    assert opened.closed
 
 
 async def test_a_custom_filesystem_class_named_in_the_settings_serves_its_protocol():
