@@ -168,6 +168,7 @@ class PagedServer:
             Route("/fail/{how}", self._fail),
             Route("/fail-later/{how}", self._fail_later),
             Route("/redirect", self._redirect),
+            Route("/blob", self._blob),
             Route("/echo", self._echo, methods=ECHO_METHODS),
             Route("/echo/{rest:path}", self._echo, methods=ECHO_METHODS),
         ]
@@ -268,6 +269,11 @@ class PagedServer:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline and not self._stopping.is_set():
             await asyncio.sleep(0.02)
+
+    async def _blob(self, request: Request) -> Response:
+        # ``size`` bytes of a repeating pattern, sent in one piece
+        size = int(request.query_params.get("size", "0"))
+        return Response((b"0123456789abcdef" * (size // 16 + 1))[:size])
 
     async def _redirect(self, request: Request) -> Response:
         return RedirectResponse(f"{PREFIX}/all", status_code=302)

@@ -3,17 +3,19 @@ failures translated into SaasError/SaasAuthError whose messages hold no secret a
 
 import asyncio
 import base64
+import inspect
 import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from httpcore._async.http11 import AsyncHTTP11Connection
 
 from engine.client import Answer, Saas, merge_headers
 from engine.errors import SaasAuthError, SaasError, TemplateError
 from engine.loader import build
-from engine.outbound import Outbound, new_pool
+from engine.outbound import READ_SIZE, Outbound, new_pool
 from engine.schema import issues, module_schema
 from tests.paged_server import PagedServer, closed_port_url, serve
 
@@ -95,6 +97,31 @@ def saas_for(base: str, conn: dict[str, Any] | None = None) -> Saas:
 def last(server: PagedServer) -> Any:
     [received] = server.received()
     return received
+
+
+# ---------------------------------------------------------------------------- downloads
+
+
+def test_a_download_streams_the_whole_answer_in_pieces_larger_than_httpcores_default(
+    paged: PagedServer,
+):
+    size = 8 << 20
+    pieces: list[int] = []
+
+    async def download() -> int:
+        async with new_pool() as pool:
+            settings = SETTINGS | {"url": paged.url}
+            saas = Saas(Outbound(pool, asyncio.Semaphore(2)), definition(connection()), settings)
+
+            async def sink(chunk: bytes) -> None:
+                pieces.append(len(chunk))
+
+            spec = {"path": "/blob", "query": {"size": str(size)}}
+            return await saas.download(spec, {"settings": saas.settings}, sink, place="/test")
+
+    assert asyncio.run(download()) == sum(pieces) == size
+    assert 64 << 10 < max(pieces) <= READ_SIZE  # httpcore's own reads are 64 KiB
+    assert "self.READ_NUM_BYTES" in inspect.getsource(AsyncHTTP11Connection._receive_event)
 
 
 # ---------------------------------------------------------------------------- credentials
