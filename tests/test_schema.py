@@ -181,7 +181,7 @@ def names_by_pointer(data: Any) -> dict[str, tuple[str, ...]]:
     ("pointer", "names"),
     [
         ("/connection/baseUrl", ("settings", "platform")),
-        ("/connection/auth/1/password", ("settings", "platform")),
+        ("/connection/auth/2/password", ("settings", "platform")),
         ("/connection/auth/0/when", ("settings", "platform")),
         ("/connection/headers/Accept", ("settings", "platform")),
         ("/auth/check/request/path", ("settings",)),
