@@ -51,8 +51,8 @@ def _view(endpoint: Endpoint) -> Any:
     async def view(request: Request) -> Response:
         settings: Settings = request.app.state.settings
         _authorize(request, settings.api_token)
-        raw = await request.body()
-        body = wire.parse_body(endpoint.shape, raw) if request.method == "POST" else {}
+        post = request.method == "POST"
+        body = wire.parse_body(endpoint.shape, await request.body()) if post else {}
         secrets = (
             body.get("auth"),
             body.get("settings"),

@@ -47,6 +47,9 @@ def secret_values(*trees: Any) -> tuple[str, ...]:
 @contextmanager
 def guarding(*trees: Any) -> Iterator[None]:
     """Scrubs the secret values of ``trees`` from errors and logs inside the block."""
+    if not any(trees):  # a GET, say: nothing to add
+        yield
+        return
     token = _SECRETS.set(_longest_first({*_SECRETS.get(), *secret_values(*trees)}))
     try:
         yield
