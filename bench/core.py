@@ -155,24 +155,25 @@ def table(figures: Sequence[Figure]) -> str:
     return "\n".join(lines) + "\n"
 
 
-CELLS_PER_X = 20  # chart cells for a ratio of 1.00x
-MOST_CELLS = 50  # longer bars are cut (marked with >)
+CELLS_PER_X = 40  # chart cells for a ratio of 1.00x
+MOST_CELLS = 60  # longer bars are cut (marked with >)
 
 
 def chart(figures: Sequence[Figure]) -> str:
-    """The ratios of the figures that have a target, as a text bar chart (a bar of blocks per
-    figure, ``|`` where its target lies); empty when none has one."""
+    """The ratios of the figures that have a target, as a text bar chart: a bar of blocks per
+    figure, its target marked ``|`` beyond the bar or ``┃`` inside it (so the bar's length
+    stays the ratio); empty when no figure has a target."""
     rows = [f for f in figures if f.ratio is not None and f.target is not None]
     if not rows:
         return ""
     width = min(max(len(f.measure) for f in rows), 40)
-    lines = [f"engine / baseline ({CELLS_PER_X} blocks = 1.00x; | = the target)"]
+    lines = [f"engine / baseline ({CELLS_PER_X} blocks = 1.00x; | or ┃ = the target)"]
     for figure in rows:
         assert figure.ratio is not None and figure.target is not None
         filled = round(figure.ratio * CELLS_PER_X)
         mark = round(figure.target * CELLS_PER_X)
         cells = ["█" if cell < filled else " " for cell in range(max(filled, mark + 1))]
-        cells[mark] = "|"
+        cells[mark] = "┃" if mark < filled else "|"
         bar = "".join(cells[:MOST_CELLS]) + (">" if len(cells) > MOST_CELLS else "")
         label = figure.measure[:width].ljust(width)
         lines.append(f"{label} {bar} {figure.ratio:.2f}x")

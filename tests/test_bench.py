@@ -48,14 +48,16 @@ def test_the_chart_draws_each_targeted_ratio_with_its_target_mark():
     figures = [
         Figure("b", "speed", "MB/s", 90.0, 100.0, target=0.9),
         Figure("b", "many", "/s", 300.0, 10.0, target=4.0),
+        Figure("b", "above", "/s", 98.0, 100.0, target=0.9),
         Figure("b", "reported", "/s", 1.0, 2.0),
     ]
     lines = chart(figures).splitlines()
     assert lines[0] == "```text" and lines[-1] == "```"
-    assert lines[2] == "speed " + "█" * 18 + "| 0.90x"
-    assert lines[3].startswith("many  " + "█" * 50 + ">") and lines[3].endswith(" 30.00x")
-    assert len(lines) == 5  # the reported figure has no target: not drawn
-    assert chart(figures[2:]) == ""
+    assert lines[2] == "speed " + "█" * 36 + "| 0.90x"  # the target just beyond the bar
+    assert lines[3].startswith("many  " + "█" * 60 + ">") and lines[3].endswith(" 30.00x")
+    assert lines[4] == "above " + "█" * 36 + "┃" + "█" * 2 + " 0.98x"  # the target inside it
+    assert len(lines) == 6  # the reported figure has no target: not drawn
+    assert chart(figures[3:]) == ""
 
 
 # --------------------------------------------------------------------------- records, restore, api
