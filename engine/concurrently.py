@@ -4,6 +4,7 @@ the rest and is raised as itself (callers and error handlers never see an except
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import AsyncIterable, Awaitable, Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
@@ -14,10 +15,13 @@ Spawn = Callable[[Coroutine[Any, Any, None]], "asyncio.Task[None]"]
 
 
 async def in_group(start: Callable[[Spawn], object]) -> None:
-    """Runs the tasks ``start`` spawns (and those they spawn in turn) to the end."""
+    """Runs the tasks ``start`` spawns (and those they spawn in turn) to the end; ``start`` may
+    be a coroutine function, awaited inside the group (to spawn as items arrive)."""
     try:
         async with asyncio.TaskGroup() as group:
-            start(group.create_task)
+            started = start(group.create_task)
+            if inspect.isawaitable(started):
+                await started
     except* EngineError as failed:
         raise leaves(failed)[0] from None
 
@@ -70,10 +74,9 @@ async def for_each_arriving(
         finally:
             gate.release()
 
-    try:
-        async with asyncio.TaskGroup() as group:
-            async for item in items:
-                await gate.acquire()
-                group.create_task(one(item))
-    except* EngineError as failed:
-        raise leaves(failed)[0] from None
+    async def feed(spawn: Spawn) -> None:
+        async for item in items:
+            await gate.acquire()
+            spawn(one(item))
+
+    await in_group(feed)
