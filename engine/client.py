@@ -1,6 +1,6 @@
 """The outbound SaaS client: renders a module's requests, applies its connection (base URL,
-credentials, headers, timeouts, concurrency) and translates HTTP failures. The only module
-that imports httpx."""
+credentials, cookies, headers, timeouts, concurrency) and translates HTTP failures. The only
+module that imports httpx."""
 
 from __future__ import annotations
 
@@ -20,13 +20,16 @@ from engine import credentials
 from engine.credentials import Applied, Reach
 from engine.definition import Definition
 from engine.errors import SaasAuthError, SaasError, TemplateError
-from engine.outbound import Outbound
+from engine.outbound import Outbound, Pass
 from engine.resilience import Policy, Retryable, Rule, apply_rule, retry_after, rules_of
 from engine.selectors import SelectorError, select
 from engine.templating import render, render_tree
+from engine.tokens import cache_key
 
 log = logging.getLogger("engine.client")
 _AUTH_STATUSES = frozenset({401, 403})
+# How a SaaS says "too many requests": 429, or 503 with a Retry-After (RFC 9110 15.6.4)
+_THROTTLE_STATUSES = frozenset({429, 503})
 _SCHEMES = frozenset({"http", "https"})
 # What httpx cannot send in a header value (it encodes values as ASCII; CR/LF would split them)
 _BAD_HEADER_VALUE = re.compile(r"[^\t\x20-\x7e]")
@@ -107,8 +110,15 @@ class _Outbound:
     content: bytes | None
 
 
+def throttles(response: httpx.Response) -> bool:
+    """Whether the SaaS answered "too many requests" (a 429, or a 503 asking to come back)."""
+    status = response.status_code
+    return status == 429 or (status in _THROTTLE_STATUSES and "Retry-After" in response.headers)
+
+
 class Saas:
-    """One source's connection, for the duration of one API call or task."""
+    """One source's connection, for the duration of one API call or task. Its cookies are its
+    own: they die with it, and no other connection ever sends them."""
 
     def __init__(
         self,
@@ -125,6 +135,9 @@ class Saas:
         names = {"settings": self.settings, "platform": dict(platform or {})}
         self.base = _base_url(render(connection["baseUrl"], names, place="/connection/baseUrl"))
         self.origin = _origin(self.base)
+        self.cookies = httpx.Cookies()
+        # the gate's window of this tenant: one per origin and auth settings (a digest)
+        self.tenant = cache_key("tenant", self.origin, self.settings)
         self.headers = render_tree(
             connection.get("headers", {}), names, place="/connection/headers"
         )
@@ -133,6 +146,7 @@ class Saas:
         self.policy = Policy.of(connection.get("retry"))
         self.rules = rules_of(connection.get("responses", ()))
         reach = Reach(
+            self.base,
             self.pool,
             self.timeout,
             shared.tokens,
@@ -178,6 +192,7 @@ class Saas:
 
         async def attempt() -> httpx.Response:
             response = await self._send_once(out, stream=True)
+            await _tell(admitted, response)
             if response.status_code >= 300:
                 await response.aread()
                 await response.aclose()
@@ -185,7 +200,7 @@ class Saas:
             return response
 
         count = 0
-        async with self.shared.gate:
+        async with self.shared.gate.admit(self.tenant) as admitted:
             response = await self.policy.run(out.method, attempt, self.shared.clock)
             try:
                 with _translated(out.label):
@@ -227,6 +242,7 @@ class Saas:
             params=params or None,
             headers=headers,
             content=out.content,
+            cookies=self.cookies,
             timeout=self.timeout,
         )
 
@@ -257,8 +273,9 @@ class Saas:
     ) -> dict[str, str]:
         return merge_headers(render_tree(spec.get("headers", {}), names, place=f"{place}/headers"))
 
-    async def _login(self, spec: Mapping[str, Any], names: Mapping[str, Any]) -> Any:
-        """The session login: the spec sent without the connection's credentials."""
+    async def _login(self, spec: Mapping[str, Any], names: Mapping[str, Any]) -> tuple[Any, bool]:
+        """The session login: the spec sent without the connection's credentials; its answer's
+        JSON, and whether it set cookies (the session then lives in this connection only)."""
         out = self._prepare(spec, names, "/connection/auth/login", None)
 
         async def attempt() -> Answer:
@@ -266,14 +283,15 @@ class Saas:
             return self._judge(out, response, (), self.rules)
 
         answer = await self.policy.run(out.method, attempt, self.shared.clock)
-        return answer.json()
+        return answer.json(), "set-cookie" in answer.headers
 
     async def _exchange(
         self, out: _Outbound, *, accept: Collection[int] = (), rules: tuple[Rule, ...] = ()
     ) -> Answer:
         async def attempt() -> Answer:
-            async with self.shared.gate:
+            async with self.shared.gate.admit(self.tenant) as admitted:
                 response = await self._send_once(out)
+                await _tell(admitted, response)
             return self._judge(out, response, accept, rules)
 
         return await self.policy.run(out.method, attempt, self.shared.clock)
@@ -289,6 +307,7 @@ class Saas:
             applied = await self.credential.apply() if credential else Applied()
             with _translated(out.label):
                 response = await self.pool.send(self._build(out, applied), stream=stream)
+            self.cookies.extract_cookies(response)
             if (
                 not credential
                 or renewed
@@ -323,7 +342,8 @@ class Saas:
             return _answer(out.label, response)
         if status in self.policy.statuses:
             said = f"{out.label}: the SaaS answered HTTP {status}"
-            raise Retryable(said, kind=str(status), retry_after=wait())
+            slowed = throttles(response)
+            raise Retryable(said, kind=str(status), retry_after=wait(), throttled=slowed)
         _check_status(out.label, status)
         answer = _answer(out.label, response)
         if "invalid" in self.policy.errors and "json" in response.headers.get("Content-Type", ""):
@@ -332,6 +352,14 @@ class Saas:
             except SaasError as exc:
                 raise Retryable(exc.message, kind="invalid") from exc
         return answer
+
+
+async def _tell(admitted: Pass, response: httpx.Response) -> None:
+    """Tells the gate whether the SaaS throttled this request or took it."""
+    if throttles(response):
+        admitted.throttled()
+    elif response.status_code < 500:
+        await admitted.succeeded()
 
 
 def _rules(spec: Mapping[str, Any]) -> tuple[Rule, ...]:

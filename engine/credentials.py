@@ -2,12 +2,15 @@
 class per kind, one table (KINDS); the JSON Schema lists the same names.
 
 Static kinds render their templates once. Token kinds obtain an access token (OAuth2 client
-credentials, OAuth2 refresh token, session login), share it through the process's TokenCache,
-and renew it once when the SaaS refuses it. A rotated refresh token is used from then on and
-named by ``update`` (the settings the platform must store: the answer's ``authUpdate``)."""
+credentials, OAuth2 refresh token, session login), share it through the process's TokenCache
+(keyed by everything that obtains it), and renew it once when the SaaS refuses it. A session
+whose login set cookies lives in its connection only (the token is worthless without them). A
+rotated refresh token is used from then on and named by ``update`` (the settings the platform
+must store: the answer's ``authUpdate``)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,8 +27,9 @@ from engine.selectors import SelectorError, select
 from engine.templating import render, render_tree
 from engine.tokens import Token, TokenCache, cache_key, error_code, expiry
 
-# sends the login request spec, rendered with the names given: its answer's JSON
-Login = Callable[[Mapping[str, Any], Mapping[str, Any]], Awaitable[Any]]
+# sends the login request spec, rendered with the names given: its answer's JSON, and whether
+# it set cookies (kept by the connection that sent it)
+Login = Callable[[Mapping[str, Any], Mapping[str, Any]], Awaitable[tuple[Any, bool]]]
 
 
 @dataclass(frozen=True)
@@ -39,9 +43,10 @@ class Applied:
 
 @dataclass
 class Reach:
-    """What token kinds need: the HTTP pool, timeouts, the token cache and the clock, and a way
-    to send the session login through the SaaS connection."""
+    """What token kinds need: the connection's base URL, the HTTP pool, timeouts, the token
+    cache and the clock, and a way to send the session login through the SaaS connection."""
 
+    base: str
     pool: httpx.AsyncClient
     timeout: httpx.Timeout
     tokens: TokenCache
@@ -117,17 +122,31 @@ class _Obtained(Credential):
         self.key = key
         self.header = header
         self.value = value  # the header's value, a template naming ``token``
+        self._own: Token | None = None  # a token bound to this connection's cookies
+        self._first = asyncio.Lock()  # one login at a time in this connection
 
     async def apply(self) -> Applied:
-        token = await self.reach.tokens.get(self.key, self.fetch)
+        token = await self._token()
         value = render(self.value, {"token": token.value}, place="/connection/auth/value")
         return Applied({self.header: str(value)}, token=token)
+
+    async def _token(self) -> Token:
+        async with self._first:
+            own = self._own
+            if own is not None and not own.expired(self.reach.clock.now()):
+                redaction.add_secrets(own.value)
+                return own
+            token = await self.reach.tokens.get(self.key, self.fetch)
+            self._own = token if token.bound else None
+            return token
 
     async def renew(self, refused: Applied) -> bool:
         """Drops the refused token (unless another request already replaced it), so the next
         apply() gets a new one."""
         if not isinstance(refused.token, Token):
             return False
+        if refused.token is self._own:
+            self._own = None
         self.reach.tokens.forget(self.key, refused.token)
         return True
 
@@ -236,13 +255,14 @@ class _Session(_Obtained):
         self.selector = str(spec.get("token", "token"))
         self.lifetime = spec.get("expiresIn")
         rendered = render_tree(self.request, names, place="/connection/auth/login")
-        key = cache_key("session", rendered)
+        # the same login at another server is another session: never share its token
+        key = cache_key("session", reach.base, rendered)
         header = str(spec.get("header", "Authorization"))
         super().__init__(reach, key, header, str(spec.get("value", "Bearer {{ token }}")))
 
     async def fetch(self, refresh: str | None) -> Token:
         try:
-            body = await self.reach.login(self.request, self.names)
+            body, cookied = await self.reach.login(self.request, self.names)
         except SaasAuthError as exc:
             raise SaasAuthError(f"{self.step}: {exc.message}") from exc
         except SaasError as exc:
@@ -256,7 +276,7 @@ class _Session(_Obtained):
             raise SaasAuthError(f"{self.step}: the token selector failed: {exc}") from exc
         if not isinstance(token, str) or not token:
             raise SaasAuthError(f"{self.step}: the answer has no token at '{self.selector}'")
-        return Token(token, expiry(self.reach.clock.now(), lifetime))
+        return Token(token, expiry(self.reach.clock.now(), lifetime), bound=cookied)
 
 
 def _json(response: httpx.Response) -> Any:

@@ -1,5 +1,6 @@
-"""What every SaaS connection of one engine process shares: the HTTP connection pool, the gate
-that bounds concurrent SaaS requests, the module's rate limit, the token cache and the clock."""
+"""What every SaaS connection of one engine process shares: the HTTP connection pool (without
+cookies: each connection keeps its own), the gate that bounds concurrent SaaS requests and
+slows a throttled tenant down, the module's rate limit, the token cache and the clock."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 
 import httpx
 from aiolimiter import AsyncLimiter
@@ -16,13 +18,103 @@ from engine.clock import Clock, SystemClock
 from engine.definition import Definition
 from engine.tokens import TokenCache
 
+SHRINK = 0.5  # a throttled window keeps this share of its width (multiplicative decrease)
+
+
+class _Window:
+    """One tenant's share of the gate: at most ``width`` requests at once, halved when the SaaS
+    throttles and widened by one per window of successes (AIMD), between 1 and the ceiling."""
+
+    def __init__(self, ceiling: int) -> None:
+        self.ceiling = ceiling
+        self.width = float(ceiling)
+        self.active = 0
+        self.era = 0  # bumped by each decrease: answers to requests sent before it do not count
+        self._room = asyncio.Condition()
+
+    async def enter(self) -> int:
+        async with self._room:
+            await self._room.wait_for(lambda: self.active < int(self.width))
+            self.active += 1
+            return self.era
+
+    async def leave(self) -> None:
+        async with self._room:
+            self.active -= 1
+            self._room.notify_all()
+
+    def throttled(self, era: int) -> None:
+        # requests in flight when the SaaS first pushed back tell nothing new: one decrease each
+        if era == self.era:
+            self.width = max(1.0, self.width * SHRINK)
+            self.era += 1
+
+    async def succeeded(self) -> None:
+        wider = min(float(self.ceiling), self.width + 1.0 / self.width)
+        if int(wider) > int(self.width):
+            async with self._room:
+                self.width = wider
+                self._room.notify_all()
+        else:
+            self.width = wider
+
+    @property
+    def idle(self) -> bool:
+        """Nothing in flight and at full width: the same as a fresh window, so it may go."""
+        return self.active == 0 and self.width >= self.ceiling
+
+
+class Pass:
+    """One request's admission: tell the gate how the SaaS answered."""
+
+    def __init__(self, window: _Window, era: int) -> None:
+        self._window = window
+        self._era = era
+
+    def throttled(self) -> None:
+        """The SaaS pushed back (429): the tenant's window narrows."""
+        self._window.throttled(self._era)
+
+    async def succeeded(self) -> None:
+        """The SaaS answered: the tenant's window widens a little."""
+        await self._window.succeeded()
+
+
+class Gate:
+    """Bounds the process's concurrent requests to a module's SaaS (``limit``), and each
+    tenant's (one key per origin and credentials) to a window that backs off on throttling, so
+    one tenant's 429s never slow another."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._all = asyncio.Semaphore(limit)
+        self._windows: dict[str, _Window] = {}
+
+    @asynccontextmanager
+    async def admit(self, key: str = "") -> AsyncIterator[Pass]:
+        """Waits for room in the tenant's window and in the process's limit."""
+        window = self._windows.setdefault(key, _Window(self.limit))
+        era = await window.enter()
+        try:
+            async with self._all:
+                yield Pass(window, era)
+        finally:
+            await window.leave()
+            if window.idle and self._windows.get(key) is window:
+                del self._windows[key]
+
+    def width(self, key: str = "") -> float:
+        """The current width of a tenant's window (the limit when it has none)."""
+        window = self._windows.get(key)
+        return float(self.limit) if window is None else window.width
+
 
 @dataclass
 class Outbound:
     """The shared parts of the process's SaaS connections."""
 
     pool: httpx.AsyncClient
-    gate: asyncio.Semaphore
+    gate: Gate
     limiter: AsyncLimiter | None = None
     clock: Clock = field(default_factory=SystemClock)
     tokens: TokenCache = field(init=False)
@@ -38,15 +130,28 @@ class Outbound:
 READ_SIZE = 256 << 10
 
 
+class _NoCookies(DefaultCookiePolicy):
+    """Refuses every cookie: the pool serves every tenant, so it must remember none."""
+
+    def set_ok(self, cookie: object, request: object) -> bool:
+        return False
+
+
 def new_pool(*, max_connections: int = 64) -> httpx.AsyncClient:
     """A connection pool that never follows redirects nor reads proxy settings from the
-    environment (credentials go to the SaaS's origin only), reading answers READ_SIZE bytes at
+    environment (credentials go to the SaaS's origin only), keeps no cookies (httpx would
+    otherwise keep every Set-Cookie for the whole process), reading answers READ_SIZE bytes at
     a time."""
     AsyncHTTP11Connection.READ_NUM_BYTES = READ_SIZE
     limits = httpx.Limits(
         max_connections=max_connections, max_keepalive_connections=max_connections
     )
-    return httpx.AsyncClient(limits=limits, follow_redirects=False, trust_env=False)
+    return httpx.AsyncClient(
+        limits=limits,
+        follow_redirects=False,
+        trust_env=False,
+        cookies=CookieJar(policy=_NoCookies()),
+    )
 
 
 @asynccontextmanager
@@ -59,7 +164,7 @@ async def outbound(
     async with new_pool(max_connections=max_connections) as pool:
         yield Outbound(
             pool,
-            asyncio.Semaphore(int(connection.get("concurrency", 8))),
+            Gate(int(connection.get("concurrency", 8))),
             AsyncLimiter(float(rate), 1.0) if rate else None,
             clock or SystemClock(),
         )

@@ -60,9 +60,11 @@ def guarding(*trees: Any) -> Iterator[None]:
 def add_secrets(*values: str | None) -> None:
     """Masks values the engine obtained itself (tokens, rotated secrets) from here on, in the
     current request or task."""
-    found = secret_values([value for value in values if value])
+    known = _SECRETS.get()
+    # a cached token is added by every request that uses it: only the first one pays
+    found = secret_values([value for value in values if value and value not in known])
     if found:
-        _SECRETS.set(_longest_first({*_SECRETS.get(), *found}))
+        _SECRETS.set(_longest_first({*known, *found}))
 
 
 def scrub(text: str) -> str:

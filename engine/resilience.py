@@ -1,7 +1,11 @@
 """How a SaaS request survives a flaky SaaS: the connection's retry policy (which statuses and
 errors, attempts, exponential backoff with full jitter, ``Retry-After`` in seconds or as a date)
 run by tenacity on the injectable clock, and response rules (match a status or a body fragment:
-retry, ignore, or fail with a message for the user)."""
+retry, ignore, or fail with a message for the user).
+
+Throttling is no failure: a "too many requests" answer whose ``Retry-After`` is within
+``maxWait`` is waited out without using up an attempt, until the request's waits add up to
+``throttleBudget``; only then do such answers count as attempts."""
 
 from __future__ import annotations
 
@@ -26,10 +30,18 @@ UNSAFE = frozenset({"POST", "PATCH"})
 class Retryable(SaasError):
     """A failure a new attempt may cure: ``kind`` is a status or an error kind of ERRORS."""
 
-    def __init__(self, message: str, *, kind: str, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str,
+        retry_after: float | None = None,
+        throttled: bool = False,
+    ) -> None:
         super().__init__(message)
         self.kind = kind
         self.retry_after = retry_after
+        self.throttled = throttled  # the SaaS said "too many requests", not "I failed"
 
 
 @dataclass(frozen=True)
@@ -44,6 +56,7 @@ class Policy:
     multiplier: float = 2.0
     jitter: bool = True
     max_wait: float = 120.0  # the longest Retry-After honoured; a longer one fails at once
+    throttle_budget: float = 600.0  # seconds of Retry-After one request may wait for free
     unsafe: bool = False  # repeat POST/PATCH after a timeout or a dropped connection
 
     @classmethod
@@ -60,6 +73,7 @@ class Policy:
             multiplier=float(backoff.get("multiplier", cls.multiplier)),
             jitter=bool(backoff.get("jitter", cls.jitter)),
             max_wait=float(spec.get("maxWait", cls.max_wait)),
+            throttle_budget=float(spec.get("throttleBudget", cls.throttle_budget)),
             unsafe=bool(spec.get("unsafe", cls.unsafe)),
         )
 
@@ -84,8 +98,10 @@ class Policy:
         )
 
     async def run(self, method: str, attempt: Callable[[], Awaitable[T]], clock: Clock) -> T:
-        """attempt() until it succeeds, fails for good, or the attempts run out."""
+        """attempt() until it succeeds, fails for good, or the attempts run out (throttled
+        tries, waited out within the budget, are not counted)."""
         backoff = self._backoff()
+        free = _FreeTries(self.throttle_budget)
 
         def wait(state: tenacity.RetryCallState) -> float:
             failure = state.outcome.exception() if state.outcome else None
@@ -96,8 +112,12 @@ class Policy:
         def repeats(failure: BaseException) -> bool:
             return isinstance(failure, Retryable) and self.allows(failure, method)
 
+        def stop(state: tenacity.RetryCallState) -> bool:
+            failure = state.outcome.exception() if state.outcome else None
+            return state.attempt_number - free.taken(failure) >= self.attempts
+
         retrying = tenacity.AsyncRetrying(
-            stop=tenacity.stop_after_attempt(self.attempts),
+            stop=stop,
             wait=wait,
             retry=tenacity.retry_if_exception(repeats),
             sleep=clock.sleep,
@@ -111,6 +131,26 @@ class Policy:
             raise SaasError(f"{failure.message} (gave up after {self.attempts} attempts)") from (
                 failure
             )
+
+
+class _FreeTries:
+    """The tries of one request that throttling cost: free while their waits fit the budget."""
+
+    FLOOR = 1.0  # what a Retry-After of 0 s costs, so that the free tries always end
+
+    def __init__(self, budget: float) -> None:
+        self.left = budget
+        self.count = 0
+
+    def taken(self, failure: BaseException | None) -> int:
+        """The free tries so far, the latest try's ``failure`` (called once per try) included
+        when it was throttled and its wait fits what is left of the budget."""
+        if isinstance(failure, Retryable) and failure.throttled and failure.retry_after is not None:
+            cost = max(failure.retry_after, self.FLOOR)
+            if cost <= self.left:
+                self.left -= cost
+                self.count += 1
+        return self.count
 
 
 def retry_after(value: str | None, clock: Clock, policy: Policy, label: str) -> float | None:

@@ -1,8 +1,10 @@
 """Access tokens the engine obtains itself (OAuth2 client credentials, OAuth2 refresh token,
-session login): one cache per process, keyed by a digest of what obtains them, so API calls and
-tasks with the same credentials share a token until shortly before it expires. Tokens live in
-memory only; every token and rotated secret is masked in logs and errors from the moment it is
-known."""
+session login): one cache per process, keyed by a digest of everything that obtains them (token
+URL, client id, client secret, scope and params, refresh token; a session's server and login
+request), so API calls and tasks with the same credentials share a token until shortly before
+it expires, and no others ever do. A token bound to the cookies of the connection that obtained
+it is never shared. Tokens live in memory only; every token and rotated secret is masked in logs
+and errors of each request or task that uses it."""
 
 from __future__ import annotations
 
@@ -29,6 +31,11 @@ class Token:
     value: str
     expires_at: float | None = None
     refresh: str | None = None  # a rotated refresh token, when the endpoint gave one
+    bound: bool = False  # works only with the cookies of the connection that obtained it
+
+    def expired(self, now: float) -> bool:
+        """Whether the token is due for renewal at ``now``."""
+        return self.expires_at is not None and now >= self.expires_at
 
 
 @dataclass
@@ -49,15 +56,16 @@ class TokenCache:
     _slots: dict[str, _Slot] = field(default_factory=dict)
 
     async def get(self, key: str, fetch: Fetch, *, refresh: str | None = None) -> Token:
-        """The cached token for key, or a new one from fetch (one fetch at a time per key)."""
+        """The cached token for key, or a new one from fetch (one fetch at a time per key; a
+        bound token is handed to its connection, not kept). Masked wherever it is used."""
         slot = self._slots.setdefault(key, _Slot(refresh=refresh))
         async with slot.lock:
             token = slot.token
-            if token is None or self._expired(token):
+            if token is None or token.expired(self.clock.now()):
                 token = await fetch(slot.refresh)
-                redaction.add_secrets(token.value, token.refresh)
-                slot.token = token
+                slot.token = None if token.bound else token
                 slot.refresh = token.refresh or slot.refresh
+            redaction.add_secrets(token.value, token.refresh)
             return token
 
     def latest_refresh(self, key: str) -> str | None:
@@ -70,11 +78,6 @@ class TokenCache:
         slot = self._slots.get(key)
         if slot is not None and slot.token is token:
             slot.token = None
-
-    def _expired(self, token: Token) -> bool:
-        if token.expires_at is None:
-            return False
-        return self.clock.now() >= token.expires_at
 
 
 def cache_key(kind: str, *parts: Any) -> str:

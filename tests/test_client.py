@@ -15,7 +15,7 @@ from httpcore._async.http11 import AsyncHTTP11Connection
 from engine.client import Answer, Saas, merge_headers
 from engine.errors import SaasAuthError, SaasError, TemplateError
 from engine.loader import build
-from engine.outbound import READ_SIZE, Outbound, new_pool
+from engine.outbound import READ_SIZE, Gate, Outbound, new_pool
 from engine.schema import issues, module_schema
 from tests.paged_server import PagedServer, closed_port_url, serve
 
@@ -66,7 +66,7 @@ async def _send(
     conn: dict[str, Any], settings: dict[str, Any], spec: dict[str, Any], params: Any
 ) -> Answer:
     async with new_pool() as pool:
-        saas = Saas(Outbound(pool, asyncio.Semaphore(2)), definition(conn), settings)
+        saas = Saas(Outbound(pool, Gate(2)), definition(conn), settings)
         return await saas.send(spec, {"settings": saas.settings}, place="/test", params=params)
 
 
@@ -88,7 +88,7 @@ def saas_for(base: str, conn: dict[str, Any] | None = None) -> Saas:
     pool = new_pool()
     asyncio.run(pool.aclose())
     return Saas(
-        Outbound(pool, asyncio.Semaphore(1)),
+        Outbound(pool, Gate(1)),
         definition(conn or connection()),
         SETTINGS | {"url": base},
     )
@@ -111,7 +111,7 @@ def test_a_download_streams_the_whole_answer_in_pieces_larger_than_httpcores_def
     async def download() -> int:
         async with new_pool() as pool:
             settings = SETTINGS | {"url": paged.url}
-            saas = Saas(Outbound(pool, asyncio.Semaphore(2)), definition(connection()), settings)
+            saas = Saas(Outbound(pool, Gate(2)), definition(connection()), settings)
 
             async def sink(chunk: bytes) -> None:
                 pieces.append(len(chunk))

@@ -13,7 +13,7 @@ import pytest
 from engine.client import Answer, Saas
 from engine.errors import PaginationStopped, SaasError
 from engine.listing import pages, records_of
-from engine.outbound import Outbound, new_pool
+from engine.outbound import Gate, Outbound, new_pool
 from tests.paged_server import PagedServer, serve
 from tests.taskparts import shelf
 
@@ -51,7 +51,7 @@ async def read(
     if rule is not None:
         spec["pagination"] = rule
     async with new_pool() as pool:
-        saas = Saas(Outbound(pool, asyncio.Semaphore(4)), shelf(), {"url": base})
+        saas = Saas(Outbound(pool, Gate(4)), shelf(), {"url": base})
         names = {"settings": saas.settings, "ctx": ctx or {}}
         async for page in pages(saas, spec, names, place="/resources/bucket/list"):
             found.append(page)
@@ -90,7 +90,7 @@ async def test_the_next_page_is_asked_for_while_the_caller_works_on_the_current_
 ):
     spec = {"request": {"path": "/cursor"}, "records": "items", "pagination": CURSOR}
     async with new_pool() as pool:
-        saas = Saas(Outbound(pool, asyncio.Semaphore(4)), shelf(), {"url": paged.url})
+        saas = Saas(Outbound(pool, Gate(4)), shelf(), {"url": paged.url})
         names = {"settings": saas.settings, "ctx": {}}
         listing = pages(saas, spec, names, place="/resources/bucket/list")
         first = await anext(listing)

@@ -16,7 +16,7 @@ from engine.definition import Definition
 from engine.discovery import Lister
 from engine.errors import CtxError, SaasAuthError, SaasError
 from engine.loader import build
-from engine.outbound import Outbound, new_pool
+from engine.outbound import Gate, Outbound, new_pool
 from engine.schema import issues, module_schema
 from tests.paged_server import FAILURES, PagedServer, closed_port_url, serve
 
@@ -100,7 +100,7 @@ async def _roots(
     model: Definition, settings: dict[str, Any], budget: int, pagination_ctx: Any
 ) -> dict[str, Any]:
     async with new_pool() as pool:
-        saas = Saas(Outbound(pool, asyncio.Semaphore(4)), model, settings)
+        saas = Saas(Outbound(pool, Gate(4)), model, settings)
         return await Lister(model, saas, budget).roots(pagination_ctx)
 
 
@@ -524,7 +524,7 @@ async def _children(
 ) -> dict[str, Any]:
     model = definition(raw)
     async with new_pool() as pool:
-        saas = Saas(Outbound(pool, asyncio.Semaphore(4)), model, SETTINGS | {"url": base})
+        saas = Saas(Outbound(pool, Gate(4)), model, SETTINGS | {"url": base})
         return await Lister(model, saas, 2).children(ctx, pagination_ctx)
 
 
