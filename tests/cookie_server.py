@@ -59,9 +59,8 @@ class CookieSaas:
         return Starlette(
             routes=[
                 Route("/sticky/{what}", self._sticky),
-                Route("/session/login", self._login, methods=["POST"]),
+                Route("/{mode:str}/login", self._login, methods=["POST"]),
                 Route("/session/{what}", self._session),
-                Route("/plain/login", self._plain_login, methods=["POST"]),
                 Route("/plain/{what}", self._plain),
             ]
         )
@@ -85,21 +84,18 @@ class CookieSaas:
         return answer
 
     async def _login(self, request: Request) -> Response:
+        """A session login (a token and its cookie) or a plain one (a token alone)."""
         token = await self._token_for(request)
         if token is None:
             return _refused()
+        answer = JSONResponse({"token": token})
+        if request.path_params["mode"] == "plain":
+            self.tokens.add(token)
+            return answer
         cookie = secrets.token_hex(8)
         self.sessions[cookie] = token
-        answer = JSONResponse({"token": token})
         answer.set_cookie("session", cookie)
         return answer
-
-    async def _plain_login(self, request: Request) -> Response:
-        token = await self._token_for(request)
-        if token is None:
-            return _refused()
-        self.tokens.add(token)
-        return JSONResponse({"token": token})
 
     async def _token_for(self, request: Request) -> str | None:
         """A new token when the request logs in with the right user and password."""
