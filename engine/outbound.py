@@ -18,23 +18,22 @@ from engine.clock import Clock, SystemClock
 from engine.definition import Definition
 from engine.tokens import TokenCache
 
-SHRINK = 0.5  # a throttled window keeps this share of its width (multiplicative decrease)
-
 
 class _Window:
     """One tenant's share of the gate: at most ``width`` requests at once, halved when the SaaS
-    throttles and widened by one per window of successes (AIMD), between 1 and the ceiling."""
+    throttles and widened by one per ``width`` answers (AIMD), between 1 and the ceiling."""
 
     def __init__(self, ceiling: int) -> None:
         self.ceiling = ceiling
-        self.width = float(ceiling)
+        self.width = ceiling
         self.active = 0
+        self.answers = 0  # answers since the width last changed
         self.era = 0  # bumped by each decrease: answers to requests sent before it do not count
         self._room = asyncio.Condition()
 
     async def enter(self) -> int:
         async with self._room:
-            await self._room.wait_for(lambda: self.active < int(self.width))
+            await self._room.wait_for(lambda: self.active < self.width)
             self.active += 1
             return self.era
 
@@ -46,17 +45,17 @@ class _Window:
     def throttled(self, era: int) -> None:
         # requests in flight when the SaaS first pushed back tell nothing new: one decrease each
         if era == self.era:
-            self.width = max(1.0, self.width * SHRINK)
+            self.width = max(1, self.width // 2)
+            self.answers = 0
             self.era += 1
 
     async def succeeded(self) -> None:
-        wider = min(float(self.ceiling), self.width + 1.0 / self.width)
-        if int(wider) > int(self.width):
+        self.answers += 1
+        if self.answers >= self.width and self.width < self.ceiling:
             async with self._room:
-                self.width = wider
+                self.width += 1
+                self.answers = 0
                 self._room.notify_all()
-        else:
-            self.width = wider
 
     @property
     def idle(self) -> bool:
@@ -103,10 +102,10 @@ class Gate:
             if window.idle and self._windows.get(key) is window:
                 del self._windows[key]
 
-    def width(self, key: str = "") -> float:
+    def width(self, key: str = "") -> int:
         """The current width of a tenant's window (the limit when it has none)."""
         window = self._windows.get(key)
-        return float(self.limit) if window is None else window.width
+        return self.limit if window is None else window.width
 
 
 @dataclass

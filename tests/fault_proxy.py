@@ -18,6 +18,7 @@ connections' tasks, which cuts a held ``delay`` short. Upstream calls go through
 from __future__ import annotations
 
 import asyncio
+import random
 import re
 import socket
 import threading
@@ -107,18 +108,24 @@ class _Answer:
 
 @dataclass
 class _Rule:
-    """An injected fault and the requests it applies to; remaining None means no end."""
+    """An injected fault and the requests it applies to; remaining None means no end; a share
+    below 1 picks that share of the matching requests at random (seeded: the same picks for
+    the same order of requests)."""
 
     fault: Fault
     method: str | None
     pattern: re.Pattern[str]
     remaining: int | None
+    share: float = 1.0
+    dice: random.Random = field(default_factory=lambda: random.Random(0))
 
     def takes(self, request: _Request) -> bool:
         """Whether the rule applies to request (and is not used up)."""
         if self.remaining == 0 or self.method not in {None, request.method}:
             return False
-        return self.pattern.search(request.target) is not None
+        if self.pattern.search(request.target) is None:
+            return False
+        return self.share >= 1.0 or self.dice.random() < self.share
 
 
 Forward = Callable[[_Request], Awaitable[_Answer]]
@@ -164,14 +171,23 @@ class FaultProxy:
     # ------------------------------------------------------------------ faults and the log
 
     def inject(
-        self, fault: Fault, match: str = "", *, method: str | None = None, times: int | None = 1
+        self,
+        fault: Fault,
+        match: str = "",
+        *,
+        method: str | None = None,
+        times: int | None = 1,
+        share: float = 1.0,
     ) -> None:
         """Apply fault to the next ``times`` requests (None: every one) whose target (path and
-        query) the regex ``match`` is found in, and whose method is ``method`` if given. Faults
-        apply in the order they were injected; a request gets at most one."""
+        query) the regex ``match`` is found in, and whose method is ``method`` if given; with
+        ``share`` below 1, to that share of them, picked at random. Faults apply in the order
+        they were injected; a request gets at most one."""
         if times is not None and times < 1:
             raise ValueError("times must be at least 1 (or None for every request)")
-        rule = _Rule(fault, method and method.upper(), re.compile(match), times)
+        if not 0.0 < share <= 1.0:
+            raise ValueError("share must be above 0 and at most 1")
+        rule = _Rule(fault, method and method.upper(), re.compile(match), times, share)
         with self._changed:
             self._rules.append(rule)
 

@@ -16,6 +16,7 @@ from engine.client import Answer, Saas, merge_headers
 from engine.errors import SaasAuthError, SaasError, TemplateError
 from engine.loader import build
 from engine.outbound import READ_SIZE, Gate, Outbound, new_pool
+from engine.resilience import Policy
 from engine.schema import issues, module_schema
 from tests.paged_server import PagedServer, closed_port_url, serve
 
@@ -485,3 +486,21 @@ def test_a_pool_is_an_async_client_that_does_not_follow_redirects():
         assert pool.follow_redirects is False
     finally:
         asyncio.run(pool.aclose())
+
+
+def test_the_retry_defaults_in_the_schema_are_the_policys() -> None:
+    retry = module_schema()["$defs"]["connection"]["properties"]["retry"]["properties"]
+    backoff = retry["backoff"]["properties"]
+    policy = Policy()
+    assert retry["attempts"]["default"] == policy.attempts
+    assert frozenset(retry["statuses"]["default"]) == policy.statuses
+    assert frozenset(retry["errors"]["default"]) == policy.errors
+    assert retry["maxWait"]["default"] == policy.max_wait
+    assert retry["throttleBudget"]["default"] == policy.throttle_budget
+    assert retry["unsafe"]["default"] == policy.unsafe
+    assert [backoff[key]["default"] for key in ("initial", "max", "multiplier", "jitter")] == [
+        policy.initial,
+        policy.maximum,
+        policy.multiplier,
+        policy.jitter,
+    ]

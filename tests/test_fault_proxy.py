@@ -225,6 +225,17 @@ def test_a_fault_for_every_match_lasts_until_cleared(proxy: FaultProxy, client: 
     assert client.get("/all").status_code == 200
 
 
+def test_a_fault_with_a_share_takes_about_that_share_of_the_matches_and_leaves_the_rest(
+    proxy: FaultProxy, client: httpx.Client
+):
+    proxy.inject(Fault("status", status=429), "/all", times=None, share=0.1)
+    answers = [client.get("/all").status_code for _ in range(200)]
+    assert client.get("/echo").status_code == 200
+    assert set(answers) == {200, 429}
+    assert 10 <= answers.count(429) <= 30  # seeded: the same picks on every run
+    assert statuses(proxy).count(429) == answers.count(429)
+
+
 def test_requests_are_recorded_in_order_with_monotonic_arrival_times(
     proxy: FaultProxy, client: httpx.Client
 ):
@@ -251,3 +262,5 @@ def test_unknown_fault_kinds_and_non_positive_times_are_refused(proxy: FaultProx
         Fault("explode")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="times"):
         proxy.inject(Fault("drop"), times=0)
+    with pytest.raises(ValueError, match="share"):
+        proxy.inject(Fault("drop"), share=0)

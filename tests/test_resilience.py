@@ -187,15 +187,15 @@ def engine(definition: Definition, area: Backend, clock: FakeClock | None) -> It
         yield client
 
 
-def backup_body(api: TestClient, url: str, place: Place) -> dict[str, Any]:
-    """A backup of BUCKET (with permissions: one request per record too) from the Kinto at url
+def backup_body(api: TestClient, url: str, place: Place, bucket: str = BUCKET) -> dict[str, Any]:
+    """A backup of bucket (with permissions: one request per record too) from the Kinto at url
     to place."""
     auth = {"settings": settings_for(url)}
     return {
         "auth": auth,
         "taskUuid": new_uuid(),
         "storage": place.storage(),
-        "ctx": root_ctxs(api, auth)[BUCKET],
+        "ctx": root_ctxs(api, auth)[bucket],
         "options": {"with_permissions": True},
     }
 
@@ -276,6 +276,34 @@ def test_a_retry_after_on_a_successful_answer_is_no_error(
 
     assert answer.status == 200 and answer.json() == {"data": []}
     assert clock.slept == []
+
+
+TOO_MANY = Fault("status", status=429, headers={"Retry-After": "1"})
+
+
+def test_throttled_tries_are_free_until_their_waits_use_up_the_budget(
+    kinto_module: Definition, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    proxy.inject(TOO_MANY, "/buckets$", times=5)  # more 429s in a row than the 3 attempts
+    clock = FakeClock()
+
+    [answer] = send(kinto_module, proxy, clock, BUCKETS)
+
+    assert BUCKET in bucket_ids(answer)
+    assert clock.slept == [1.0] * 5
+    assert faults(proxy) == ["429"] * 5 + [None]
+
+    proxy.clear()
+    budget = kinto_variant(tmp_path / "module", connection={"retry": {"throttleBudget": 2}})
+    proxy.inject(TOO_MANY, "/buckets$", times=None)
+    clock = FakeClock()
+
+    message = fails(budget, proxy, clock, BUCKETS)
+
+    # two waits fit the budget; then the 429s count: 3 attempts more
+    assert message == "GET /buckets: the SaaS answered HTTP 429 (gave up after 3 attempts)"
+    assert faults(proxy) == ["429"] * 5
+    assert clock.slept == [1.0] * 4
 
 
 # --------------------------------------------------------------------------- connections
@@ -479,6 +507,35 @@ def test_a_backup_cures_a_passing_503_and_names_the_request_a_lasting_one_gave_u
     assert len(clock.slept) == 2 + 2
     # every answer on the way was a task's state or this SaaS error, never a 500
     assert {answer.get("error", {}).get("code") for answer in trail} <= {None, "SAAS_ERROR"}
+
+
+THROTTLED = "throttled"  # a bucket of its own, 2,000 records, read one request per record
+ONE_RECORD = r"/collections/c00/records/rec-throttled-00-00007$"
+
+
+def test_a_backup_reading_each_record_finishes_complete_through_429s_on_a_tenth_of_requests(
+    source: servers.KintoServer,
+    kinto_module: Definition,
+    proxy: FaultProxy,
+    storage_area: Callable[[str], Backend],
+) -> None:
+    shape = Shape({THROTTLED: [1000, 1000]}, {})
+    seed(source, shape)
+    area = storage_area("local")
+    place = area.place("throttled")
+    clock = FakeClock()
+    with engine(kinto_module, area, clock) as api:
+        body = backup_body(api, proxy.url, place, THROTTLED)
+        proxy.clear()
+        proxy.inject(TOO_MANY, ONE_RECORD, times=4)  # 4 in a row: past 3 attempts by itself
+        proxy.inject(TOO_MANY, f"/buckets/{THROTTLED}/", times=None, share=0.1)
+        assert_done(run_task(api, "/api/backup", body, timeout=600))
+
+    objects = place.manifest()["objects"]
+    assert sum(entry["records"] for entry in objects if "records.jsonl" in entry["path"]) == 2000
+    got = faults(proxy)
+    assert 0.07 * len(got) < got.count("429") < 0.13 * len(got)
+    assert clock.slept == [1.0] * got.count("429")  # each waited out as asked, on the fake clock
 
 
 # --------------------------------------------------------------------------- rate limit
