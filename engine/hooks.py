@@ -2,7 +2,11 @@
 named points. This module is the one place that lists the points and their signatures (POINTS),
 loads a module's ``hooks.py`` (importlib, a unique module name per module, normal tracebacks),
 and calls hooks: sync or async, their failures and wrong answers turned into HookError
-(HOOK_FAILED) naming the module, the hook, the point and the resource."""
+(HOOK_FAILED) naming the module, the hook, the point and the resource.
+
+A hooks file is imported once per process and serves every tenant: its module-level names must
+hold constants only, and any cache it keeps must be keyed by everything that authorises what it
+holds (docs/security.md)."""
 
 from __future__ import annotations
 
