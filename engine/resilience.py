@@ -101,7 +101,6 @@ class Policy:
         """attempt() until it succeeds, fails for good, or the attempts run out (throttled
         tries, waited out within the budget, are not counted)."""
         backoff = self._backoff()
-        free = _FreeTries(self.throttle_budget)
 
         def wait(state: tenacity.RetryCallState) -> float:
             failure = state.outcome.exception() if state.outcome else None
@@ -112,12 +111,8 @@ class Policy:
         def repeats(failure: BaseException) -> bool:
             return isinstance(failure, Retryable) and self.allows(failure, method)
 
-        def stop(state: tenacity.RetryCallState) -> bool:
-            failure = state.outcome.exception() if state.outcome else None
-            return state.attempt_number - free.taken(failure) >= self.attempts
-
         retrying = tenacity.AsyncRetrying(
-            stop=stop,
+            stop=_Stop(self.attempts, self.throttle_budget),
             wait=wait,
             retry=tenacity.retry_if_exception(repeats),
             sleep=clock.sleep,
@@ -133,24 +128,25 @@ class Policy:
             )
 
 
-class _FreeTries:
-    """The tries of one request that throttling cost: free while their waits fit the budget."""
+class _Stop:
+    """Stops after ``attempts`` tries, not counting the tries the SaaS throttled while their
+    waits fit the budget (tenacity asks once per failed try)."""
 
     FLOOR = 1.0  # what a Retry-After of 0 s costs, so that the free tries always end
 
-    def __init__(self, budget: float) -> None:
+    def __init__(self, attempts: int, budget: float) -> None:
+        self.attempts = attempts
         self.left = budget
-        self.count = 0
+        self.free = 0
 
-    def taken(self, failure: BaseException | None) -> int:
-        """The free tries so far, the latest try's ``failure`` (called once per try) included
-        when it was throttled and its wait fits what is left of the budget."""
+    def __call__(self, state: tenacity.RetryCallState) -> bool:
+        failure = state.outcome.exception() if state.outcome else None
         if isinstance(failure, Retryable) and failure.throttled and failure.retry_after is not None:
             cost = max(failure.retry_after, self.FLOOR)
             if cost <= self.left:
                 self.left -= cost
-                self.count += 1
-        return self.count
+                self.free += 1
+        return state.attempt_number - self.free >= self.attempts
 
 
 def retry_after(value: str | None, clock: Clock, policy: Policy, label: str) -> float | None:
