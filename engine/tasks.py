@@ -26,6 +26,7 @@ from engine.errors import (
     RequestError,
     Unavailable,
 )
+from engine.fencing import FencedStorage
 from engine.guards import Guards
 from engine.job import Job
 from engine.journal import (
@@ -243,13 +244,14 @@ class Tasks:
         saas = None
         if role in ("backup", "restore"):
             saas = access.open_saas(self.definition, self.outbound, body)
+        fenced = [FencedStorage(storage, journal.fence) for storage in storages]
         job = Job(
             self.definition,
-            storages[0],
+            fenced[0],
             journal,
             record["request"],
             saas=saas,
-            destination=storages[1] if len(storages) > 1 else None,
+            destination=fenced[1] if len(fenced) > 1 else None,
             concurrency=int(self.definition.connection.get("concurrency", 8)),
             engine_version=self.engine_version,
         )

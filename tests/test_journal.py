@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +28,12 @@ from engine.journal import (
 )
 from engine.redaction import MASK, guarding
 from engine.storage import Storage
-from tests.taskparts import local_storage, memory_storage
+from tests.taskparts import CLOCK_START, FakeClock, local_storage, memory_storage
 
 pytestmark = pytest.mark.anyio
 
 UUID = "0b6c1f2e-9d1a-4c55-b2a1-3f4e5d6c7b8a"
-START = 1_700_000_000.0
+START = CLOCK_START
 MODULE = {"id": "shelf", "name": "Shelf", "version": "1.2.3"}
 STALE_SECONDS = 30.0
 
@@ -42,24 +42,6 @@ STALE_SECONDS = 30.0
 def storage() -> Iterator[Storage]:
     with memory_storage() as opened:
         yield opened
-
-
-class FakeClock:
-    """A Clock that moves only when advanced or slept on; each sleep first awaits on_sleep."""
-
-    def __init__(self, start: float = START) -> None:
-        self.time = start
-        self.slept: list[float] = []
-        self.on_sleep: Callable[[], Awaitable[None]] | None = None
-
-    def now(self) -> float:
-        return self.time
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.time += seconds
-        if self.on_sleep is not None:
-            await self.on_sleep()
 
 
 class Stop(Exception):

@@ -10,9 +10,12 @@ from typing import Any
 import pytest
 
 from engine.errors import LeaseLost
+from engine.fencing import FencedStorage
 from engine.guards import Guards
+from engine.journal import Journal, new_record, take_lease
 from engine.storage import Storage, open_storage
 from tests.taskflow import Backend
+from tests.taskparts import FakeClock, memory_storage
 
 pytestmark = [pytest.mark.anyio, pytest.mark.e2e]
 
@@ -30,6 +33,12 @@ async def storage(
     opened = await asyncio.to_thread(open_storage, place.url, place.options, allow=[area.allow])
     yield opened
     await opened.aclose()
+
+
+def a_record() -> dict[str, Any]:
+    module = {"id": "shelf", "version": "1"}
+    made = new_record("t-1", "backup", module=module, request={}, owner="me/1/a", now=0.0)
+    return made | {"status": "RUNNING"}
 
 
 async def outcomes(writes: list[Any]) -> tuple[list[str], int]:
@@ -122,3 +131,36 @@ async def test_a_guard_lets_one_holder_in_at_a_time_and_forgets_a_key_nobody_hol
 
     assert most == 1
     assert len(guards) == 0
+
+
+async def test_a_runner_taken_over_while_paused_commits_no_object_once_it_wakes():
+    clock = FakeClock()
+    with memory_storage() as storage:
+        first = Journal(storage, a_record(), clock, lease_seconds=10)
+        await first.save()
+        clock.time += 11  # paused past staleness: another runner takes the task over
+        data, version = await storage.read_versioned(first.path)
+        assert await take_lease(storage, data, version, clock, lease_seconds=10) is not None
+        fenced = FencedStorage(storage, first.fence)
+
+        with pytest.raises(LeaseLost):
+            async with fenced.writer("late.json.zst") as writer:
+                await writer.write(b"written after the take-over")
+
+        assert not await storage.exists("late.json.zst")
+        assert first.lost
+
+
+async def test_a_runner_whose_lease_is_fresh_commits_objects_without_saving_its_record():
+    clock = FakeClock()
+    with memory_storage() as storage:
+        journal = Journal(storage, a_record(), clock, lease_seconds=10)
+        await journal.save()
+        saved = (await storage.read_versioned(journal.path))[1]
+        clock.time += 4
+
+        async with FencedStorage(storage, journal.fence).writer("a.json.zst") as writer:
+            await writer.write(b"{}")
+
+        assert await storage.size("a.json.zst") == writer.info.size
+        assert (await storage.read_versioned(journal.path))[1] == saved

@@ -53,6 +53,17 @@ def http(server: servers.Server) -> Iterator[httpx.Client]:
         yield client
 
 
+def seeded(
+    kinto_factory: Callable[..., servers.KintoServer],
+    storage_area: Callable[[str], Backend],
+) -> tuple[servers.KintoServer, Backend, dict[str, str]]:
+    """A Kinto holding SHAPE, a fresh bucket, and the replicas' environment to use it."""
+    source = kinto_factory(paginate_by=50)
+    seed(source, SHAPE)
+    area = storage_area("s3")
+    return source, area, ENV | {"ENGINE_STORAGE_ALLOW": area.allow}
+
+
 def start_backup(
     server: servers.Server, source: servers.KintoServer, place: Place
 ) -> tuple[Running, dict[str, Any]]:
@@ -102,11 +113,8 @@ def test_many_status_calls_at_two_replicas_resume_a_stale_task_exactly_once(
     engine_process: Callable[..., servers.Server],
     storage_area: Callable[[str], Backend],
 ) -> None:
-    source = kinto_factory(paginate_by=50)
-    seed(source, SHAPE)
-    area = storage_area("s3")
+    source, area, env = seeded(kinto_factory, storage_area)
     place = area.place("stale")
-    env = ENV | {"ENGINE_STORAGE_ALLOW": area.allow}
     first = engine_process(**env)
     task, body = start_backup(first, source, place)
     wait_for_units(place, body["taskUuid"])
@@ -159,12 +167,9 @@ def test_an_owner_paused_past_staleness_writes_nothing_after_another_replica_too
     engine_process: Callable[..., servers.Server],
     storage_area: Callable[[str], Backend],
 ) -> None:
-    source = kinto_factory(paginate_by=50)
-    seed(source, SHAPE)
-    area = storage_area("s3")
+    source, area, env = seeded(kinto_factory, storage_area)
     enable_versions(area)
     place = area.place("paused")
-    env = ENV | {"ENGINE_STORAGE_ALLOW": area.allow}
     paused, replica = engine_process(**env), engine_process(**env)
     task, body = start_backup(paused, source, place)
     record_path = f".engine/tasks/{body['taskUuid']}.json"
