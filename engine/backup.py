@@ -18,7 +18,7 @@ from engine.errors import EngineError, Ignored, PathError, SaasAuthError, SaasEr
 from engine.job import Job
 from engine.manifest import Entry
 from engine.mapping import map_item
-from engine.storage import MANIFEST, ObjectInfo, Writer, check_path
+from engine.storage import ObjectInfo, Writer, check_path
 from engine.templating import render, render_tree
 from engine.wire import entry_of
 
@@ -57,7 +57,8 @@ class Backup:
     async def run(self) -> None:
         """Backs everything up; raises when a required object could not be written."""
         await self.job.storage.sweep()  # a resumed backup: what the killed run left half-written
-        self.journal.progress.update(done=0, total=None)
+        # bytes too: each unit a previous run finished counts again once found whole
+        self.journal.progress.update(done=0, total=None, bytes=0)
         items = self.job.request["items"]
         self.seen = len(items)
         await in_group(
@@ -88,7 +89,7 @@ class Backup:
             started=record["createdAt"],
             finished=iso(self.journal.clock.now()),
         )
-        await self.job.storage.write_json(MANIFEST, document, engine=True, indent=2)
+        await manifest.write(self.job.storage, document, self.journal.save)
 
     # the walk ------------------------------------------------------------------------------
     async def _resource(self, kind: ResourceType, values: Mapping[str, Any], spawn: Spawn) -> None:

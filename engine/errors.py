@@ -21,6 +21,7 @@ Every exception the engine raises on purpose derives from ``EngineError``::
     +-- StorageError            storage unreachable or failing (503 STORAGE_ERROR)
     |   +-- ObjectNotFound      an object to read does not exist (503 STORAGE_ERROR)
     |   +-- ChecksumMismatch    an object differs from its record (500 CHECKSUM_MISMATCH)
+    |   +-- LeaseLost           a conditional write found another writer first (503 UNAVAILABLE)
     +-- IncompleteBackup        no manifest, or a malformed one (400 INCOMPLETE_BACKUP)
     +-- BackupExists            a new backup at a url holding a complete one (400 BACKUP_EXISTS)
     +-- RecordedError           a failed task's error, as its record keeps it (its own status)
@@ -239,3 +240,10 @@ class ConfigError(EngineError):
     """Raised for an invalid ENGINE_* setting."""
 
     exit_code = 2
+
+
+class LeaseLost(StorageError):
+    """Raised when a conditional write finds the object changed since its writer read it (or
+    already there): another runner took the task over, and this one must write nothing more."""
+
+    code = Code.UNAVAILABLE

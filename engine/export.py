@@ -48,4 +48,5 @@ async def run(job: Job) -> None:
     await for_each(one, resources.values(), limit=job.concurrency)
     copies = [journal.units[entry.path] for entry in entries]
     document = dict(found.raw) | {"objects": copies, "exportOf": job.storage.url}
+    await journal.save()  # the lease still holds: a runner taken over stops here
     await destination.write_json(MANIFEST, document, engine=True, indent=2)

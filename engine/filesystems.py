@@ -8,14 +8,20 @@ event-loop thread) alike.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import importlib
+import json
 import os
 import re
 import tempfile
+import threading
 from collections.abc import Callable, Mapping
 from contextlib import suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeAlias, cast
+from urllib.parse import quote
 
 import fsspec  # type: ignore[import-untyped]  # fsspec ships no type information
 import fsspec.asyn  # type: ignore[import-untyped]  # as above
@@ -241,3 +247,173 @@ def close_sessions(fs: FileSystem) -> None:
     session = getattr(fs, "_session", None)
     if session is not None and not getattr(session, "closed", True):
         fsspec.asyn.sync(fs.loop, session.close)
+
+
+# --------------------------------------------------------------------------- versioned objects
+# A version names one stored state of an object, so that a write can say "only if it is still
+# the state I read" (a compare-and-swap): an ETag on S3, a generation on GCS, and elsewhere the
+# SHA-256 of the content, compared and replaced under a lock.
+
+_PROCESS_LOCK = threading.Lock()  # exact for memory://, which lives in this process only
+
+
+def read_versioned(fs: FileSystem, path: str) -> tuple[bytes, str]:
+    """The whole file at path (one read, so it never mixes two states) and its version."""
+    return _versioning(fs).read(fs, path)
+
+
+def write_if(fs: FileSystem, path: str, data: bytes, version: str | None) -> str | None:
+    """Replace the file at path by data only if it is still at version (None: only if there is
+    no file): its new version, or None when another writer came first."""
+    return _versioning(fs).write(fs, path, data, version)
+
+
+def versions_exactly(fs: FileSystem) -> bool:
+    """Whether write_if is an atomic compare-and-swap on fs (else it is read, compare, write)."""
+    return _versioning(fs).exact
+
+
+@dataclass(frozen=True)
+class _Versioning:
+    read: Callable[[FileSystem, str], tuple[bytes, str]]
+    write: Callable[[FileSystem, str, bytes, str | None], str | None]
+    exact: bool
+
+
+def _protocols(fs: FileSystem) -> set[str]:
+    protocol = fs.protocol
+    return {protocol} if isinstance(protocol, str) else set(protocol)
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _hashed_read(fs: FileSystem, path: str) -> tuple[bytes, str]:
+    data = bytes(fs.cat_file(path))
+    return data, _digest(data)
+
+
+def _current(fs: FileSystem, path: str) -> str | None:
+    try:
+        return _hashed_read(fs, path)[1]
+    except FileNotFoundError:
+        return None
+
+
+def _locked_write(fs: FileSystem, path: str, data: bytes, version: str | None) -> str | None:
+    """Compare and replace under this process's lock: exact for memory://, best effort for a
+    backend other processes reach (their writes can land between the read and the write)."""
+    with _PROCESS_LOCK:
+        if _current(fs, path) != version:
+            return None
+        file = open_deferred(fs, path)
+        file.write(data)
+        file.commit()
+    return _digest(data)
+
+
+def _local_write(fs: FileSystem, path: str, data: bytes, version: str | None) -> str | None:
+    """Compare and replace under an exclusive lock on the file's folder, which every process
+    of this host (and each thread, holding its own descriptor) takes in turn."""
+    folder = Path(path).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the descriptor closes
+        if _current(fs, path) != version:
+            return None
+        file = _SiblingFile(path)
+        file.write(data)
+        file.commit()
+    finally:
+        os.close(handle)
+    return _digest(data)
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether a backend error says that a write's precondition failed (HTTP 409 or 412)."""
+    if isinstance(exc, FileExistsError):  # how s3fs and gcsfs name a failed If-None-Match
+        return True
+    response = getattr(exc.__cause__, "response", None) or {}
+    status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return status in (409, 412)
+
+
+def _sent_if(fs: FileSystem, path: str, send: Callable[[], Any]) -> Any:
+    """What a conditional write answered; None when its precondition failed."""
+    try:
+        answer = send()
+    except OSError as exc:
+        if _refused(exc):
+            return None
+        raise
+    fs.invalidate_cache(path)
+    return answer
+
+
+def _s3_read(fs: FileSystem, path: str) -> tuple[bytes, str]:
+    bucket, key, _ = fs.split_path(path)
+    return cast(tuple[bytes, str], fsspec.asyn.sync(fs.loop, _s3_get, fs, bucket, key))
+
+
+async def _s3_get(fs: FileSystem, bucket: str, key: str) -> tuple[bytes, str]:
+    answer = await fs._call_s3("get_object", Bucket=bucket, Key=key)
+    try:
+        data = await answer["Body"].read()
+    finally:
+        answer["Body"].close()
+    return data, str(answer["ETag"])
+
+
+def _s3_write(fs: FileSystem, path: str, data: bytes, version: str | None) -> str | None:
+    bucket, key, _ = fs.split_path(path)
+    condition = {"IfMatch": version} if version is not None else {"IfNoneMatch": "*"}
+    answer = _sent_if(
+        fs, path, lambda: fs.call_s3("put_object", Bucket=bucket, Key=key, Body=data, **condition)
+    )
+    return None if answer is None else str(answer["ETag"])
+
+
+def _gcs_read(fs: FileSystem, path: str) -> tuple[bytes, str]:
+    bucket, key, _ = fs.split_path(path)
+    headers, data = fs.call("GET", "b/{}/o/{}", bucket, key, alt="media")
+    return bytes(data), str(headers["X-Goog-Generation"])
+
+
+_BOUNDARY = "==engine-part=="
+
+
+def _gcs_write(fs: FileSystem, path: str, data: bytes, version: str | None) -> str | None:
+    bucket, key, _ = fs.split_path(path)
+    # a multipart upload: the emulator honours ifGenerationMatch there (not on uploadType=media)
+    head = f"--{_BOUNDARY}\nContent-Type: application/json; charset=UTF-8\n\n"
+    head += json.dumps({"name": key}) + f"\n--{_BOUNDARY}\nContent-Type: application/json\n\n"
+    body = head.encode() + data + f"\n--{_BOUNDARY}--".encode()
+    answer = _sent_if(
+        fs,
+        path,
+        lambda: fs.call(
+            "POST",
+            f"{fs._location}/upload/storage/v1/b/{quote(bucket)}/o",  # gcsfs's endpoint base
+            uploadType="multipart",
+            ifGenerationMatch=version or "0",  # 0: only if there is no object yet
+            headers={"Content-Type": f'multipart/related; boundary="{_BOUNDARY}"'},
+            data=body,
+            json_out=True,
+        ),
+    )
+    return None if answer is None else str(answer["generation"])
+
+
+_VERSIONINGS: tuple[tuple[Callable[[FileSystem], bool], _Versioning], ...] = (
+    (lambda fs: "s3" in _protocols(fs), _Versioning(_s3_read, _s3_write, exact=True)),
+    (lambda fs: "gs" in _protocols(fs), _Versioning(_gcs_read, _gcs_write, exact=True)),
+    (lambda fs: isinstance(fs, LocalFileSystem), _Versioning(_hashed_read, _local_write, True)),
+    (lambda fs: isinstance(fs, MemoryFileSystem), _Versioning(_hashed_read, _locked_write, True)),
+)
+_BEST_EFFORT = _Versioning(_hashed_read, _locked_write, exact=False)
+
+
+def _versioning(fs: FileSystem) -> _Versioning:
+    return next((found for fits, found in _VERSIONINGS if fits(fs)), _BEST_EFFORT)

@@ -1,7 +1,8 @@
 """A task's record in storage (``.engine/tasks/<taskUuid>.json``, docs/tasks.md): its request
 without secrets, status, owner and heartbeat, finished units, progress and errors. It is rewritten
 after finished units (at most every SAVE_EVERY seconds) and at each heartbeat, so any engine
-process can answer for the task or resume it."""
+process can answer for the task or resume it. Every write of it is a compare-and-swap (see
+Journal), so one runner at a time holds a task: its lease."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from engine.clock import Clock, iso, parse_iso
-from engine.errors import EngineError, RequestError, StorageError
+from engine.errors import EngineError, LeaseLost, RequestError, StorageError
 from engine.redaction import scrub
 from engine.storage import ENGINE_DIR, Storage
 
@@ -26,10 +27,12 @@ SAVE_EVERY = 2.0  # seconds between two saves prompted by finished units
 MAX_ERRORS = 100  # errors a record lists; the rest are counted
 _UUID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 STATUSES = ("PENDING", "RUNNING", "DONE", "FAILED")
+FINISHED = ("DONE", "FAILED")
 
 
 def new_owner() -> str:
-    """This process's identity as a lease owner: host, pid and a random part."""
+    """A runner's identity as a lease owner: host, pid and a random part (one per start or
+    resume, so two runs in one process never pass for each other)."""
     return f"{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(4)}"
 
 
@@ -61,6 +64,7 @@ def new_record(
         "request": dict(request),
         "status": "PENDING",
         "owner": owner,
+        "epoch": 1,
         "heartbeatAt": stamp,
         "createdAt": stamp,
         "updatedAt": stamp,
@@ -96,13 +100,27 @@ def is_stale(record: Mapping[str, Any], now: float, stale_seconds: float) -> boo
 
 
 class Journal:
-    """The live record of a task this process runs."""
+    """The live record of a task this process runs, and its lease: every write of the record is
+    a compare-and-swap on the version this journal last wrote, so once another runner takes the
+    task over (a write of its own), this one's next write fails with LeaseLost, and so does
+    every later one. A finished record is never written again."""
 
-    def __init__(self, storage: Storage, record: dict[str, Any], clock: Clock) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        record: dict[str, Any],
+        clock: Clock,
+        *,
+        version: str | None = None,
+        lease_seconds: float = 30.0,
+    ) -> None:
         self.storage = storage
         self.record = record
         self.clock = clock
         self.path = record_path(record["taskUuid"])
+        self.version = version  # of the record as this journal last wrote it; None: unwritten
+        self.lease_seconds = lease_seconds
+        self.lost = False
         self._lock = asyncio.Lock()
         self._saved_at = clock.now()
 
@@ -117,6 +135,11 @@ class Journal:
         """done, total (None until known) and bytes."""
         progress: dict[str, Any] = self.record["progress"]
         return progress
+
+    @property
+    def finished(self) -> bool:
+        """Whether the record says DONE or FAILED (and storage does)."""
+        return self.record["status"] in FINISHED
 
     def error(self, entry: Mapping[str, Any]) -> None:
         """Adds a non-fatal error (its description scrubbed of secrets); past MAX_ERRORS, only
@@ -139,28 +162,58 @@ class Journal:
             await self.save()
 
     async def save(self) -> None:
-        """Writes the record whole (committed, or the previous one stays)."""
+        """Writes the record whole (committed, or the previous one stays); LeaseLost when
+        another runner wrote it since."""
         await self._write(self.record)
+
+    async def fence(self) -> None:
+        """Confirms the lease before a write beside the record (an object): saves unless a save
+        confirmed it within half the staleness limit, which no take-over can beat; LeaseLost
+        when it is gone (after a pause, say)."""
+        if self.lost or self.clock.now() - self._saved_at >= self.lease_seconds / 2:
+            await self.save()
 
     async def _write(self, record: dict[str, Any]) -> None:
         async with self._lock:
+            if self.lost:
+                raise LeaseLost(
+                    f"task {record['taskUuid']} was taken over",
+                    url=self.storage.url,
+                    path=self.path,
+                )
+            if self.finished:
+                return
             now = self.clock.now()
             record["updatedAt"] = iso(now)
-            if record["status"] in ("PENDING", "RUNNING"):
+            if record["status"] not in FINISHED:
                 record["heartbeatAt"] = iso(now)
-            await self.storage.write_json(self.path, record, engine=True)
+            try:
+                self.version = await self.storage.write_if(self.path, record, self.version)
+            except LeaseLost:
+                self.lost = True
+                raise
             self._saved_at = now
 
     async def beat(self, interval: float) -> None:
-        """Saves every ``interval`` seconds (the heartbeat) until cancelled; a failed save is
-        logged and retried at the next beat (the lease lapses if it keeps failing). A save under
-        way finishes even when the beat is cancelled, so it never lands after a later save."""
+        """Saves every ``interval`` seconds (the heartbeat) until cancelled or the lease is
+        lost; a failed save is logged and retried at the next beat (the lease lapses if it keeps
+        failing). A save under way finishes even when the beat is cancelled, so it never lands
+        after a later save, and its failure is read, never left to the garbage collector."""
+        task_uuid = self.record["taskUuid"]
         while True:
             await self.clock.sleep(interval)
+            saving = asyncio.ensure_future(self.save())
             try:
-                await asyncio.shield(self.save())
+                await asyncio.shield(saving)
+            except asyncio.CancelledError:
+                await asyncio.wait([saving])
+                _log_failure(saving, task_uuid)
+                raise
+            except LeaseLost:
+                log.info("task %s: another process took it over; stopping", task_uuid)
+                return
             except StorageError as exc:
-                log.warning("heartbeat of task %s failed: %s", self.record["taskUuid"], exc.message)
+                log.warning("heartbeat of task %s failed: %s", task_uuid, exc.message)
 
     async def finish(self, error: EngineError | None) -> None:
         """Marks the task DONE, or FAILED with ``error``, and saves. The record in memory says
@@ -183,14 +236,35 @@ class Journal:
         await self.save()
 
 
+def _log_failure(saving: asyncio.Future[None], task_uuid: str) -> None:
+    """Reads a finished save's outcome: a storage failure is logged, a lost lease is not news."""
+    failure = None if saving.cancelled() else saving.exception()
+    if isinstance(failure, StorageError) and not isinstance(failure, LeaseLost):
+        log.warning("heartbeat of task %s failed: %s", task_uuid, failure.message)
+
+
 async def take_lease(
-    storage: Storage, task_uuid: str, record: dict[str, Any], owner: str, clock: Clock
-) -> dict[str, Any] | None:
-    """Claims a stale task: writes this process as owner, reads back to confirm that no other
-    process claimed it at the same time. The claimed record, or None when another won."""
-    path = record_path(task_uuid)
-    claimed = dict(record) | {"owner": owner, "heartbeatAt": iso(clock.now()), "status": "RUNNING"}
-    await storage.write_json(path, claimed, engine=True)
-    await clock.sleep(0.05)  # let a concurrent claimer's write land before reading back
-    current = check_record(await storage.read_json(path), task_uuid)
-    return current if current.get("owner") == owner else None
+    storage: Storage,
+    record: dict[str, Any],
+    version: str,
+    clock: Clock,
+    *,
+    lease_seconds: float = 30.0,
+) -> Journal | None:
+    """Claims a stale task: writes a new owner and the next fencing epoch, only if the record
+    is still at version (compare-and-swap). The claimed task's journal, or None when another
+    process wrote the record first."""
+    now = iso(clock.now())
+    epoch = record.get("epoch")
+    claimed = dict(record) | {
+        "owner": new_owner(),
+        "epoch": (epoch if isinstance(epoch, int) else 0) + 1,
+        "heartbeatAt": now,
+        "updatedAt": now,
+        "status": "RUNNING",
+    }
+    try:
+        written = await storage.write_if(record_path(record["taskUuid"]), claimed, version)
+    except LeaseLost:
+        return None
+    return Journal(storage, claimed, clock, version=written, lease_seconds=lease_seconds)

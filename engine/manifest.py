@@ -4,13 +4,13 @@ it is built and how it is read back. Its presence is what makes a backup complet
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from engine.concurrently import for_each
 from engine.definition import Definition, ResourceType
-from engine.errors import IncompleteBackup, ObjectNotFound, StorageError
+from engine.errors import IncompleteBackup, LeaseLost, ObjectNotFound, StorageError
 from engine.schema import issues
 from engine.storage import MANIFEST, ObjectInfo, Storage
 
@@ -193,3 +193,19 @@ def by_resource(
         key = resource_key(definition.types[entry.type], entry.values)
         resources.setdefault(key, []).append(entry)
     return resources
+
+
+async def write(
+    storage: Storage, document: Mapping[str, Any], fence: Callable[[], Awaitable[None]]
+) -> None:
+    """Writes a backup's manifest once: after fence() confirms that the task is still this
+    runner's, and only where there is none, so a runner taken over meanwhile never writes a
+    second one (LeaseLost). One of this task's, written by the runner before (which stopped
+    right after), is kept: it lists the same units."""
+    await fence()
+    try:
+        await storage.write_if(MANIFEST, document, None, indent=2)
+    except LeaseLost:
+        there = await storage.read_json(MANIFEST)
+        if not isinstance(there, dict) or there.get("taskUuid") != document["taskUuid"]:
+            raise

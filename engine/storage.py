@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from engine import filesystems
-from engine.errors import ChecksumMismatch
+from engine.errors import ChecksumMismatch, LeaseLost
 from engine.filesystems import FileSystem, register_classes
 from engine.locations import (
     ENGINE_DIR,
@@ -171,6 +171,40 @@ class Storage(Closable["Storage"]):
             known = ", ".join(str(name) for name in CODECS)
             raise self._boundary.error("use", relative, f"unknown compression (known: {known})")
         return CODECS[compression]
+
+    async def read_versioned(self, relative: str) -> tuple[Any, str]:
+        """A small JSON document (a task record) read in one call, and the version it was
+        read at, for write_if."""
+        path = self.resolve(relative, engine=True)
+        with self._boundary.guard("read", relative):
+            data, version = await asyncio.to_thread(filesystems.read_versioned, self._fs, path)
+        if len(data) > JSON_LIMIT:
+            raise self._boundary.error("read", relative, f"over {JSON_LIMIT >> 20} MiB of JSON")
+        try:
+            return json.loads(data), version
+        except ValueError as exc:  # the message names a position, never the content
+            raise self._boundary.error("read", relative, f"not valid JSON: {exc}") from exc
+
+    async def write_if(
+        self, relative: str, data: Any, version: str | None, *, indent: int | None = None
+    ) -> str:
+        """Write a small JSON document only if the stored one is still at version (None: only
+        if there is none); its new version. LeaseLost when another writer came first."""
+        path = self.resolve(relative, engine=True)
+        payload = json.dumps(data, ensure_ascii=False, indent=indent).encode()
+        with self._boundary.guard("write", relative):
+            written = await asyncio.to_thread(
+                filesystems.write_if, self._fs, path, payload, version
+            )
+        if written is None:
+            changed = "is there already" if version is None else "changed since it was read"
+            raise LeaseLost(f"{relative} under {self.url} {changed}", url=self.url, path=relative)
+        return written
+
+    @property
+    def versions_exactly(self) -> bool:
+        """Whether write_if is an atomic compare-and-swap here (else read, compare, write)."""
+        return filesystems.versions_exactly(self._fs)
 
 
 def open_storage(

@@ -19,12 +19,15 @@ from engine.errors import (
     BackupExists,
     Code,
     EngineError,
+    LeaseLost,
     NotFoundError,
     ObjectNotFound,
     RecordedError,
     RequestError,
     Unavailable,
 )
+from engine.fencing import FencedStorage
+from engine.guards import Guards
 from engine.job import Job
 from engine.journal import (
     Journal,
@@ -73,8 +76,9 @@ class Tasks:
     outbound: Outbound
     engine_version: str
     clock: Clock = field(default_factory=SystemClock)
-    owner: str = field(default_factory=new_owner)
     running: dict[str, _Running] = field(default_factory=dict)
+    # one claim at a time per task: concurrent start and status calls launch it at most once
+    guards: Guards = field(default_factory=Guards)
     # settings obtained by finished tasks (rotated refresh tokens), still to hand over; memory only
     handed: dict[str, dict[str, Any]] = field(default_factory=dict)
     stopping: bool = False
@@ -86,6 +90,11 @@ class Tasks:
         """Starts a task (or answers for the one with this taskUuid) and answers at once."""
         task_uuid = str(body["taskUuid"])
         record_path(task_uuid)
+        async with self.guards.hold(task_uuid):
+            return await self._start(role, body, bulk)
+
+    async def _start(self, role: str, body: Mapping[str, Any], bulk: bool) -> dict[str, Any]:
+        task_uuid = str(body["taskUuid"])
         if task_uuid in self.running:
             return self._answer(self.running[task_uuid])
         if self.stopping:
@@ -96,9 +105,9 @@ class Tasks:
         storage = await self._open(body["storage"], body)
         storages = [storage]
         try:
-            record = await self._record(storage, task_uuid)
-            if record is not None:
-                return await self._resume_or_answer(record, storages, body)
+            found = await self._record(storage, task_uuid)
+            if found is not None:
+                return await self._resume_or_answer(*found, storages, body)
             if role == "cleanup":
                 await _remove(storage)
                 ctx = wire.task_ctx(self.definition.id, role, task_uuid)
@@ -113,11 +122,14 @@ class Tasks:
                 role,
                 module=self.definition.identity,
                 request=start.request,
-                owner=self.owner,
+                owner=new_owner(),
                 now=self.clock.now(),
             )
-            journal = Journal(storage, record, self.clock)
-            await journal.save()
+            journal = self._journal(storage, record)
+            try:
+                await journal.save()  # only if there is no record yet
+            except LeaseLost:  # another replica created it first
+                return await self._answer_stored(storages, task_uuid, body)
         except BaseException:
             await _close(storages)
             raise
@@ -128,7 +140,8 @@ class Tasks:
         resuming it when its owner stopped beating."""
         kept = self.handed.get(str(body["taskUuid"]))
         try:
-            answer = await self._status(body)
+            async with self.guards.hold(str(body["taskUuid"])):
+                answer = await self._status(body)
         except EngineError as exc:  # a FAILED task: its error answer hands them over too
             if kept:
                 exc.auth_update = kept
@@ -146,19 +159,20 @@ class Tasks:
         storage = await self._open(body["storage"], body)
         storages = [storage]
         try:
-            record = await self._record(storage, task_uuid)
-            if record is None and role == "cleanup":
+            found = await self._record(storage, task_uuid)
+            if found is None and role == "cleanup":
                 await _remove(storage)  # cleanup keeps no record; doing it again is harmless
                 ctx = wire.task_ctx(self.definition.id, role, task_uuid)
                 return wire.task_body(
                     "DONE", task_uuid, ctx, [], {"done": 1, "total": 1, "bytes": 0}
                 )
-            if record is None:
+            if found is None:
                 raise NotFoundError(f"no task {task_uuid} at {storage.url}")
+            record = found[0]
             if record["kind"] == "export" and record["status"] in ("PENDING", "RUNNING"):
                 destination = body.get("destination") or record["request"]["destination"]
                 storages.append(await self._open(destination, body))
-            return await self._resume_or_answer(record, storages, body)
+            return await self._resume_or_answer(*found, storages, body)
         except BaseException:
             if task_uuid not in self.running:
                 await _close(storages)
@@ -173,18 +187,36 @@ class Tasks:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     # records and leases ----------------------------------------------------------------------
-    async def _record(self, storage: Storage, task_uuid: str) -> dict[str, Any] | None:
+    async def _record(self, storage: Storage, task_uuid: str) -> tuple[dict[str, Any], str] | None:
+        """A task's record and its version, read in one call; None when there is none."""
         try:
-            data = await storage.read_json(record_path(task_uuid))
+            data, version = await storage.read_versioned(record_path(task_uuid))
         except ObjectNotFound:
             return None
         try:
-            return check_record(data, task_uuid)
+            return check_record(data, task_uuid), version
         except EngineError as exc:
             raise RequestError(f"{exc.message} at {storage.url}") from exc
 
+    async def _answer_stored(
+        self, storages: list[Storage], task_uuid: str, body: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """The answer for a task another process created or claimed meanwhile."""
+        found = await self._record(storages[0], task_uuid)
+        if found is None:  # created, then removed by a cleanup: nothing to answer for
+            await _close(storages)
+            raise NotFoundError(f"no task {task_uuid} at {storages[0].url}")
+        return await self._resume_or_answer(*found, storages, body)
+
+    def _journal(self, storage: Storage, record: dict[str, Any]) -> Journal:
+        return Journal(storage, record, self.clock, lease_seconds=self.settings.stale_seconds)
+
     async def _resume_or_answer(
-        self, record: dict[str, Any], storages: list[Storage], body: Mapping[str, Any]
+        self,
+        record: dict[str, Any],
+        version: str,
+        storages: list[Storage],
+        body: Mapping[str, Any],
     ) -> dict[str, Any]:
         ctx = wire.task_ctx(self.definition.id, record["kind"], record["taskUuid"])
         if record["status"] == "FAILED":
@@ -194,12 +226,13 @@ class Tasks:
         if record["status"] == "DONE" or not stale or self.stopping:
             await _close(storages)
             return _record_answer(record, ctx, storages[0].url)
-        claimed = await take_lease(storages[0], record["taskUuid"], record, self.owner, self.clock)
-        if claimed is None:  # another process took it first
+        journal = await take_lease(
+            storages[0], record, version, self.clock, lease_seconds=self.settings.stale_seconds
+        )
+        if journal is None:  # another process took it first
             await _close(storages)
             return _record_answer(record, ctx, storages[0].url)
-        log.info("resuming task %s after its owner stopped", record["taskUuid"])
-        journal = Journal(storages[0], claimed, self.clock)
+        log.info("resuming task %s (epoch %s)", record["taskUuid"], journal.record["epoch"])
         return self._launch(journal, storages, body)
 
     # running ---------------------------------------------------------------------------------
@@ -211,13 +244,14 @@ class Tasks:
         saas = None
         if role in ("backup", "restore"):
             saas = access.open_saas(self.definition, self.outbound, body)
+        fenced = [FencedStorage(storage, journal.fence) for storage in storages]
         job = Job(
             self.definition,
-            storages[0],
+            fenced[0],
             journal,
             record["request"],
             saas=saas,
-            destination=storages[1] if len(storages) > 1 else None,
+            destination=fenced[1] if len(fenced) > 1 else None,
             concurrency=int(self.definition.connection.get("concurrency", 8)),
             engine_version=self.engine_version,
         )
@@ -241,9 +275,13 @@ class Tasks:
         except asyncio.CancelledError:
             await _stopped(beat)
             await _quietly(journal.release(), task_uuid, "release")
-            await _close(running.storages)
-            self.running.pop(task_uuid, None)
+            await self._end(running)
             raise
+        except LeaseLost:
+            log.info("task %s: another process took it over; this one stops", task_uuid)
+            await _stopped(beat)
+            await self._end(running)
+            return
         except EngineError as exc:
             error = exc
         except Exception:
@@ -259,8 +297,11 @@ class Tasks:
         await _quietly(journal.finish(error), task_uuid, "final save")
         if running.saas is not None and running.saas.auth_update:
             self.handed[task_uuid] = running.saas.auth_update
+        await self._end(running)
+
+    async def _end(self, running: _Running) -> None:
         await _close(running.storages)
-        self.running.pop(task_uuid, None)
+        self.running.pop(running.journal.record["taskUuid"], None)
 
     async def _task_hook(
         self, point: str, record: Mapping[str, Any], error: EngineError | None = None

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from engine.schema import issues, module_schema
 from engine.storage import ObjectInfo, Storage, open_storage
 
 MEMORY_AREA = "memory://unit-tests"
+CLOCK_START = 1_700_000_000.0
 
 
 def _listed(ctx_key: str, **spec: Any) -> dict[str, Any]:
@@ -93,3 +94,21 @@ async def write_object(
     async with storage.writer(relative, compress=compress) as writer:
         await writer.write(data)
     return writer.info
+
+
+class FakeClock:
+    """A Clock that moves only when advanced or slept on; each sleep first awaits on_sleep."""
+
+    def __init__(self, start: float = CLOCK_START) -> None:
+        self.time = start
+        self.slept: list[float] = []
+        self.on_sleep: Callable[[], Awaitable[None]] | None = None
+
+    def now(self) -> float:
+        return self.time
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.time += seconds
+        if self.on_sleep is not None:
+            await self.on_sleep()

@@ -4,8 +4,9 @@ on a fake clock, heartbeats, finish, release, leases) against real memory:// and
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import anyio
 import pytest
 
 from engine.clock import iso
-from engine.errors import RequestError, SaasAuthError, StorageError
+from engine.errors import LeaseLost, RequestError, SaasAuthError, StorageError
 from engine.journal import (
     MAX_ERRORS,
     SAVE_EVERY,
@@ -27,12 +28,12 @@ from engine.journal import (
 )
 from engine.redaction import MASK, guarding
 from engine.storage import Storage
-from tests.taskparts import local_storage, memory_storage
+from tests.taskparts import CLOCK_START, FakeClock, local_storage, memory_storage
 
 pytestmark = pytest.mark.anyio
 
 UUID = "0b6c1f2e-9d1a-4c55-b2a1-3f4e5d6c7b8a"
-START = 1_700_000_000.0
+START = CLOCK_START
 MODULE = {"id": "shelf", "name": "Shelf", "version": "1.2.3"}
 STALE_SECONDS = 30.0
 
@@ -41,24 +42,6 @@ STALE_SECONDS = 30.0
 def storage() -> Iterator[Storage]:
     with memory_storage() as opened:
         yield opened
-
-
-class FakeClock:
-    """A Clock that moves only when advanced or slept on; each sleep first awaits on_sleep."""
-
-    def __init__(self, start: float = START) -> None:
-        self.time = start
-        self.slept: list[float] = []
-        self.on_sleep: Callable[[], Awaitable[None]] | None = None
-
-    def now(self) -> float:
-        return self.time
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.time += seconds
-        if self.on_sleep is not None:
-            await self.on_sleep()
 
 
 class Stop(Exception):
@@ -111,6 +94,7 @@ def test_a_new_record_is_pending_owned_and_keeps_a_copy_of_the_request():
         "request": request,
         "status": "PENDING",
         "owner": "me",
+        "epoch": 1,
         "heartbeatAt": stamp,
         "createdAt": stamp,
         "updatedAt": stamp,
@@ -259,7 +243,7 @@ async def test_a_save_of_a_running_task_refreshes_its_heartbeat_and_update_time(
     assert saved["createdAt"] == iso(START)
 
 
-async def test_a_finished_task_saves_as_done_and_stops_beating(storage: Storage):
+async def test_a_finished_task_saves_as_done_and_is_never_written_again(storage: Storage):
     clock = FakeClock()
     journal = journal_on(storage, clock, status="RUNNING")
     clock.time += 5
@@ -267,13 +251,14 @@ async def test_a_finished_task_saves_as_done_and_stops_beating(storage: Storage)
     await journal.finish(None)
     clock.time += 5
     await journal.save()
+    await journal.finish(SaasAuthError("a leftover run's failure"))
 
     saved = await stored(storage)
     assert saved["status"] == "DONE"
     assert saved["error"] is None
     assert saved["finishedAt"] == iso(START + 5)
     assert saved["heartbeatAt"] == iso(START)
-    assert saved["updatedAt"] == iso(START + 10)
+    assert saved["updatedAt"] == iso(START + 5)
 
 
 async def test_a_finishing_task_says_done_in_memory_only_once_storage_does(
@@ -281,13 +266,13 @@ async def test_a_finishing_task_says_done_in_memory_only_once_storage_does(
 ):
     journal = journal_on(storage, FakeClock(), status="RUNNING")
     seen_while_writing: list[str] = []
-    write = storage.write_json
+    write = storage.write_if
 
-    async def watched(relative: str, data: Any, *, engine: bool = False) -> Any:
+    async def watched(relative: str, data: Any, version: str | None) -> str:
         seen_while_writing.append(journal.record["status"])
-        return await write(relative, data, engine=engine)
+        return await write(relative, data, version)
 
-    monkeypatch.setattr(storage, "write_json", watched)
+    monkeypatch.setattr(storage, "write_if", watched)
     await journal.finish(None)
 
     assert seen_while_writing == ["RUNNING"]
@@ -299,10 +284,10 @@ async def test_a_final_save_that_fails_leaves_the_task_running_in_memory(
 ):
     journal = journal_on(storage, FakeClock(), status="RUNNING")
 
-    async def refused(relative: str, data: Any, *, engine: bool = False) -> Any:
+    async def refused(relative: str, data: Any, version: str | None) -> str:
         raise StorageError("write refused", url="memory://x")
 
-    monkeypatch.setattr(storage, "write_json", refused)
+    monkeypatch.setattr(storage, "write_if", refused)
     with pytest.raises(StorageError):
         await journal.finish(None)
 
@@ -314,21 +299,21 @@ async def test_a_heartbeat_cancelled_mid_save_lands_before_the_final_save(
 ):
     journal = journal_on(storage, FakeClock(), status="RUNNING")
     beating, release = anyio.Event(), anyio.Event()
-    write = storage.write_json
+    write = storage.write_if
 
-    async def held(relative: str, data: Any, engine: bool) -> Any:
+    async def held(relative: str, data: Any, version: str | None) -> str:
         beating.set()
         await release.wait()
-        return await write(relative, data, engine=engine)
+        return await write(relative, data, version)
 
-    async def slow_beat(relative: str, data: Any, *, engine: bool = False) -> Any:
+    async def slow_beat(relative: str, data: Any, version: str | None) -> str:
         if data["status"] != "RUNNING":
-            return await write(relative, data, engine=engine)
+            return await write(relative, data, version)
         # the heartbeat's save, held until released; like a write in a worker thread, it goes on
         # when its caller is cancelled
-        return await asyncio.shield(held(relative, dict(data), engine))
+        return await asyncio.shield(held(relative, dict(data), version))
 
-    monkeypatch.setattr(storage, "write_json", slow_beat)
+    monkeypatch.setattr(storage, "write_if", slow_beat)
     beat = asyncio.create_task(journal.beat(1.0))
     await beating.wait()
     beat.cancel()
@@ -417,53 +402,151 @@ async def test_a_failed_heartbeat_is_logged_and_the_next_one_saves(
     assert (await stored(storage))["heartbeatAt"] == iso(START + 15)
 
 
+async def test_a_heartbeat_cancelled_while_its_save_fails_leaves_no_unread_exception(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+):
+    journal = journal_on(storage, FakeClock(), status="RUNNING")
+    saving, outage_over = anyio.Event(), anyio.Event()
+    unread: list[dict[str, Any]] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _, context: unread.append(context))
+
+    async def outage(relative: str, data: Any, version: str | None) -> str:
+        saving.set()
+        await outage_over.wait()
+        raise StorageError("storage is down", url="memory://x")
+
+    monkeypatch.setattr(storage, "write_if", outage)
+    beat = asyncio.create_task(journal.beat(1.0))
+    await saving.wait()
+    beat.cancel()
+    await asyncio.sleep(0)
+    outage_over.set()
+    with caplog.at_level(logging.WARNING, "engine.tasks"):
+        await asyncio.gather(beat, return_exceptions=True)
+        for _ in range(3):  # let a save left running finish, then collect what it left
+            await asyncio.sleep(0)
+    del beat
+    gc.collect()
+    loop.set_exception_handler(None)
+
+    assert unread == []
+    assert [r.getMessage() for r in caplog.records] == [
+        f"heartbeat of task {UUID} failed: storage is down"
+    ]
+
+
+async def test_a_heartbeat_stops_once_another_runner_took_the_task(storage: Storage):
+    clock = FakeClock()
+    journal = journal_on(storage, clock, status="RUNNING")
+    await journal.save()
+    stale, version = await stored_with_version(storage)
+    assert await take_lease(storage, stale, version, clock) is not None
+
+    await journal.beat(5)  # returns: no more beats
+
+    assert clock.slept == [5]
+    assert journal.lost
+
+
 # --------------------------------------------------------------------------- leases
 
 
+async def stored_with_version(storage: Storage) -> tuple[dict[str, Any], str]:
+    data, version = await storage.read_versioned(record_path(UUID))
+    return check_record(data, UUID), version
+
+
 @pytest.mark.parametrize("backend", ["memory", "local"])
-async def test_taking_a_lease_makes_this_process_the_running_owner(
+async def test_taking_a_lease_makes_a_new_owner_run_the_task_in_the_next_epoch(
     backend: str, tmp_path: Path, storage: Storage
 ):
     where = storage if backend == "memory" else local_storage(tmp_path)
     clock = FakeClock(START + 100)
     dead = record(owner="gone/1/dead", status="RUNNING", units={"a.json.zst": {"size": 1}})
+    await where.write_if(record_path(UUID), dead, None)
+    _, version = await stored_with_version(where)
 
-    claimed = await take_lease(where, UUID, dead, "me/2/beef", clock)
+    journal = await take_lease(where, dead, version, clock)
 
-    assert claimed is not None
-    assert claimed["owner"] == "me/2/beef"
+    assert journal is not None
+    claimed = journal.record
+    assert claimed["owner"] not in ("gone/1/dead", None)
+    assert claimed["epoch"] == 2
     assert claimed["status"] == "RUNNING"
     assert claimed["heartbeatAt"] == iso(START + 100)
     assert claimed["units"] == {"a.json.zst": {"size": 1}}
-    assert await stored(where) == claimed
+    assert await stored_with_version(where) == (claimed, journal.version)
     assert dead["owner"] == "gone/1/dead"
 
 
-async def test_of_two_processes_claiming_one_stale_task_the_last_writer_wins(storage: Storage):
+async def test_of_many_claims_of_one_stale_task_read_at_one_version_exactly_one_wins(
+    storage: Storage,
+):
     dead = record(owner="gone/1/dead", status="RUNNING")
-    ours, theirs = FakeClock(), FakeClock()
-    won: list[dict[str, Any] | None] = []
+    await storage.write_if(record_path(UUID), dead, None)
+    _, version = await stored_with_version(storage)
 
-    async def the_other_claims_meanwhile() -> None:
-        won.append(await take_lease(storage, UUID, dead, "other/3/cafe", theirs))
+    claims = await asyncio.gather(
+        *(take_lease(storage, dead, version, FakeClock()) for _ in range(8))
+    )
 
-    ours.on_sleep = the_other_claims_meanwhile
-
-    assert await take_lease(storage, UUID, dead, "me/2/beef", ours) is None
-    [other] = won
-    assert other is not None
-    assert other["owner"] == "other/3/cafe"
-    assert (await stored(storage))["owner"] == "other/3/cafe"
+    [winner] = [journal for journal in claims if journal is not None]
+    assert (await stored(storage))["owner"] == winner.record["owner"]
 
 
-async def test_claiming_a_task_whose_record_turned_malformed_is_a_storage_error(
+async def test_a_runner_taken_over_fails_its_next_save_and_writes_nothing_more(
     storage: Storage,
 ):
     clock = FakeClock()
+    first = journal_on(storage, clock, status="RUNNING")
+    await first.save()
+    clock.time += STALE_SECONDS + 1
+    stale, version = await stored_with_version(storage)
+    second = await take_lease(storage, stale, version, clock)
+    assert second is not None
+    await second.finish(None)
 
-    async def another_task_overwrites() -> None:
-        await storage.write_json(record_path(UUID), {"not": "a record"}, engine=True)
+    first.record["units"]["late.json.zst"] = {"size": 1}
+    with pytest.raises(LeaseLost):
+        await first.save()
+    with pytest.raises(LeaseLost):
+        await first.finish(SaasAuthError("too late"))
+    with pytest.raises(LeaseLost):
+        await first.fence()
 
-    clock.on_sleep = another_task_overwrites
-    with pytest.raises(StorageError, match="is malformed"):
-        await take_lease(storage, UUID, record(), "me/2/beef", clock)
+    saved = await stored(storage)
+    assert (saved["status"], saved["epoch"], saved["units"]) == ("DONE", 2, {})
+    assert first.lost and not second.lost
+
+
+async def test_a_fence_saves_only_when_the_lease_was_last_confirmed_half_a_lease_ago(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch
+):
+    clock = FakeClock()
+    journal = Journal(storage, record(status="RUNNING"), clock, lease_seconds=10)
+    await journal.save()
+    saves: list[float] = []
+    write = storage.write_if
+
+    async def counted(relative: str, data: Any, version: str | None) -> str:
+        saves.append(clock.now())
+        return await write(relative, data, version)
+
+    monkeypatch.setattr(storage, "write_if", counted)
+    clock.time += 4.9
+    await journal.fence()
+    clock.time += 0.1
+    await journal.fence()
+
+    assert saves == [START + 5]
+
+
+async def test_a_new_task_record_is_created_only_where_there_is_none(storage: Storage):
+    await journal_on(storage, FakeClock(), owner="first/1/aaaa").save()
+    second = journal_on(storage, FakeClock(), owner="second/2/bbbb")
+
+    with pytest.raises(LeaseLost):
+        await second.save()
+
+    assert (await stored(storage))["owner"] == "first/1/aaaa"
