@@ -227,7 +227,8 @@ def _at_most(given: Any, limit: float) -> float:
 
 def _s3_deadlines(options: dict[str, Any], timeout: float) -> dict[str, Any]:
     config = dict(options.get("config_kwargs") or {})
-    config["connect_timeout"] = _at_most(config.get("connect_timeout"), _CONNECT_SECONDS)
+    connect = min(_CONNECT_SECONDS, timeout / 2)
+    config["connect_timeout"] = _at_most(config.get("connect_timeout"), connect)
     config["read_timeout"] = _at_most(config.get("read_timeout"), timeout / 2)
     retries = config.get("retries")
     retries = dict(retries) if isinstance(retries, Mapping) else {}

@@ -165,8 +165,10 @@ class Storage(Closable["Storage"]):
 
     async def aclose(self) -> None:
         """Close the backend's network sessions (s3fs, gcsfs)."""
+        # not behind the endpoint's calls: those may be hung, and closing needs no answer
+        closing = Endpoint(f"{self._endpoint.key} (closing)", self._endpoint.workers)
         with self._boundary.guard("close"):
-            await self._endpoint.call(filesystems.close_sessions, self._fs)
+            await closing.call(filesystems.close_sessions, self._fs)
 
     async def _run(
         self,
