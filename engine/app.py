@@ -23,7 +23,7 @@ from engine.outbound import outbound
 from engine.redaction import guarding, scrub
 from engine.routes import ENDPOINTS, ENGINE_VERSION, Call, Endpoint
 from engine.settings import Settings
-from engine.storage import register_classes
+from engine.storage import Limits, configure, register_classes
 from engine.tasks import Tasks
 
 log = logging.getLogger("engine.app")
@@ -117,6 +117,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        threads, per_endpoint = settings.storage_threads, settings.storage_endpoint_threads
+        configure(Limits(settings.storage_timeout, threads, min(per_endpoint, threads)))
         async with outbound(
             definition, max_connections=settings.max_connections, clock=clock
         ) as shared:

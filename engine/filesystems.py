@@ -90,6 +90,41 @@ def open_url(url: str, options: Mapping[str, Any]) -> tuple[FileSystem, str]:
     return fs, str(root)
 
 
+# --------------------------------------------------------------------------- the allowed area
+
+
+class LinkEscape(OSError):
+    """A local path that a symbolic link leads out of its allowed storage area."""
+
+
+@dataclass(frozen=True)
+class Area:
+    """The real folder a local storage stays inside, symbolic links followed (real is None for
+    the other backends: they have no links to follow)."""
+
+    real: str | None = None
+
+    def reach(self, path: str) -> None:
+        """LinkEscape unless path, read through every link on its way, lies inside the area."""
+        if self.real is not None and not _inside(os.path.realpath(path), self.real):
+            raise LinkEscape(path)
+
+    def hold(self, path: str) -> None:
+        """LinkEscape unless path's folder lies inside the area: writing or removing path
+        replaces or unlinks a link there, never its target."""
+        self.reach(str(Path(path).parent))
+
+
+def _inside(real: str, area: str) -> bool:
+    return os.path.commonpath([real, area]) == area
+
+
+def area_of(fs: FileSystem, folder: str) -> Area:
+    """The area of the allowed folder (a local path) on fs."""
+    # "" is the allowed prefix file:// (the whole filesystem)
+    return Area(os.path.realpath(folder or "/")) if isinstance(fs, LocalFileSystem) else Area()
+
+
 # --------------------------------------------------------------------------- deferred files
 
 
@@ -140,11 +175,12 @@ class _SiblingFile:
 _SIBLING = re.compile(r"\..+\.[A-Za-z0-9_]+\.part")
 
 
-def sweep_leftovers(fs: FileSystem, root: str) -> int:
+def sweep_leftovers(fs: FileSystem, root: str, area: Area) -> int:
     """Remove the hidden files of writes a killed process never committed (local storage: the
     other backends make nothing visible before commit); answers how many there were."""
     if not isinstance(fs, LocalFileSystem):
         return 0
+    area.reach(root)
     removed = 0
     for folder, _, names in os.walk(root):
         for name in filter(_SIBLING.fullmatch, names):
@@ -191,14 +227,16 @@ def part_size(file: object) -> int | None:
 # --------------------------------------------------------------------------- blocking calls
 
 
-def read_prefix(fs: FileSystem, path: str, limit: int) -> bytes:
+def read_prefix(fs: FileSystem, path: str, limit: int, area: Area) -> bytes:
     """The first limit bytes of the file at path (all of it, when shorter)."""
+    area.reach(path)
     with fs.open(path, "rb") as file:
         return cast(bytes, file.read(limit))
 
 
-def exists(fs: FileSystem, path: str) -> bool:
+def exists(fs: FileSystem, path: str, area: Area) -> bool:
     """Whether a file or a folder is at path."""
+    area.reach(path)
     # fs.exists() answers False for any error (a wrong endpoint, a refused key): ask info()
     try:
         fs.info(path)
@@ -207,8 +245,9 @@ def exists(fs: FileSystem, path: str) -> bool:
     return True
 
 
-def size(fs: FileSystem, path: str) -> int | None:
+def size(fs: FileSystem, path: str, area: Area) -> int | None:
     """The size of the file at path; None when there is no file there."""
+    area.reach(path)
     try:
         details = fs.info(path)
     except FileNotFoundError:
@@ -216,23 +255,31 @@ def size(fs: FileSystem, path: str) -> int | None:
     return int(details["size"]) if details.get("type") == "file" else None
 
 
-def find(fs: FileSystem, path: str) -> list[str]:
+def find(fs: FileSystem, path: str, area: Area) -> list[str]:
     """The path of every file below path (none when it is missing)."""
+    area.reach(path)
     try:
         return cast(list[str], fs.find(path, withdirs=False))
     except FileNotFoundError:
         return []
 
 
-def remove_file(fs: FileSystem, path: str) -> None:
-    """Remove the file at path, if there is one."""
+def remove_file(fs: FileSystem, path: str, area: Area) -> None:
+    """Remove the file at path, if there is one (a link: the link, not its target)."""
+    area.hold(path)
     # rm_file, not rm: rm() expands glob characters, which relative paths may hold
     with suppress(FileNotFoundError):
         fs.rm_file(path)
 
 
-def remove_tree(fs: FileSystem, path: str) -> None:
-    """Remove path and everything below it, if it is there."""
+def remove_tree(fs: FileSystem, path: str, area: Area) -> None:
+    """Remove path and everything below it, if it is there; a link at path is unlinked, and
+    links below it too (shutil.rmtree never follows them), never their targets."""
+    area.hold(path)
+    if isinstance(fs, LocalFileSystem) and Path(path).is_symlink():
+        Path(path).unlink()
+        return
+    area.reach(path)
     with suppress(FileNotFoundError):
         fs.rm(path, recursive=True)
 

@@ -54,13 +54,18 @@ def canonical_protocol(url: str) -> str:
 
 def check_allowed(url: str, allow: Sequence[str]) -> str:
     """The URL's protocol, if url lies strictly below one of the allowed prefixes."""
+    return allowed_area(url, allow)[0]
+
+
+def allowed_area(url: str, allow: Sequence[str]) -> tuple[str, str]:
+    """(protocol, path of the allowed prefix) for a url strictly below one of the prefixes."""
     protocol, path = _location(url)
     for prefix in allow:
         if canonical_protocol(prefix) != protocol:
             continue
         base = _prefix_path(prefix)
         if (not base and path) or path.startswith(f"{base}/"):
-            return protocol
+            return protocol, base
     raise StorageNotAllowed(
         f"storage url {url} is not inside an allowed storage area (ENGINE_STORAGE_ALLOW)"
     )
@@ -176,9 +181,12 @@ def merge_options(
     defaults: Mapping[str, Mapping[str, Any]] | None = None,
     aws: Mapping[str, Any] | None = None,
     gc: Mapping[str, Any] | None = None,
+    timeout: float | None = None,
 ) -> dict[str, Any]:
     """The options for protocol, later layers winning: engine defaults, options derived from
-    awsSessionToken/gcAccessToken, the request's; nested objects merge key by key."""
+    awsSessionToken/gcAccessToken, the request's; nested objects merge key by key. With a
+    timeout (seconds per call), the backend's own timeouts are set within it: no layer may
+    raise them (see _DEADLINES)."""
     protocol = _ALIASES.get(protocol, protocol)
     engine = {_ALIASES.get(name, name): options for name, options in (defaults or {}).items()}
     tokens = _TOKEN_OPTIONS.get(protocol, _no_token_options)(aws or {}, gc or {})
@@ -187,6 +195,8 @@ def merge_options(
         merged = _deep_merge(merged, layer or {})
     for key in _DROPPED:
         merged.pop(key, None)
+    if timeout is not None:
+        merged = _DEADLINES.get(protocol, _no_deadlines)(merged, timeout)
     return {**merged, **_MANAGED}
 
 
@@ -199,3 +209,44 @@ def _deep_merge(base: Mapping[str, Any], layer: Mapping[str, Any]) -> dict[str, 
         else:
             merged[key] = value
     return merged
+
+
+# --------------------------------------------------------------------------- backend deadlines
+
+# A call's total deadline (ENGINE_STORAGE_TIMEOUT) ends the engine's wait, not the backend's
+# thread: these keep that thread's own waits short too, so a hung endpoint lets its threads go.
+# Each attempt may read for half the deadline, and botocore tries twice.
+_CONNECT_SECONDS = 5.0
+
+
+def _at_most(given: Any, limit: float) -> float:
+    """given, if it is a positive number below limit; else limit."""
+    number = isinstance(given, int | float) and not isinstance(given, bool) and given > 0
+    return min(given, limit) if number else limit
+
+
+def _s3_deadlines(options: dict[str, Any], timeout: float) -> dict[str, Any]:
+    config = dict(options.get("config_kwargs") or {})
+    connect = min(_CONNECT_SECONDS, timeout / 2)
+    config["connect_timeout"] = _at_most(config.get("connect_timeout"), connect)
+    config["read_timeout"] = _at_most(config.get("read_timeout"), timeout / 2)
+    retries = config.get("retries")
+    retries = dict(retries) if isinstance(retries, Mapping) else {}
+    retries["max_attempts"] = int(_at_most(retries.get("max_attempts"), 1))
+    retries.pop("total_max_attempts", None)
+    config["retries"] = retries
+    return options | {"config_kwargs": config}
+
+
+def _gs_deadlines(options: dict[str, Any], timeout: float) -> dict[str, Any]:
+    return options | {"requests_timeout": _at_most(options.get("requests_timeout"), timeout / 2)}
+
+
+def _no_deadlines(options: dict[str, Any], timeout: float) -> dict[str, Any]:
+    return options
+
+
+_DEADLINES: dict[str, Callable[[dict[str, Any], float], dict[str, Any]]] = {
+    "s3": _s3_deadlines,
+    "gs": _gs_deadlines,
+}

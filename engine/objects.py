@@ -1,7 +1,8 @@
 """Stored objects streamed in and out asynchronously: a Writer commits its object whole (or not
 at all), a Reader hands it back decompressed, and both turn foreign errors into StorageError.
 
-Each object's blocking calls (engine.transfers) run in worker threads, one at a time.
+Each object's blocking calls (engine.transfers) run in the storage workers (engine.workers), one
+at a time, each within the deadline: a stream has a deadline per chunk, not per object.
 """
 
 from __future__ import annotations
@@ -10,14 +11,15 @@ import asyncio
 import hashlib
 from abc import abstractmethod
 from collections.abc import Callable, Iterator
-from contextlib import AbstractAsyncContextManager, AbstractContextManager, contextmanager
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, ParamSpec, Self, TypeVar
 
-from engine.errors import EngineError, ObjectNotFound, StorageError
-from engine.filesystems import FileSystem
-from engine.transfers import CHUNK_SIZE, Codec, Download, Upload
+from engine.errors import EngineError, ObjectNotFound, StorageError, StorageNotAllowed
+from engine.filesystems import Area, FileSystem, LinkEscape
+from engine.transfers import CHUNK_SIZE, Codec, Data, Download, Upload
+from engine.workers import Deadline, Endpoint
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -65,6 +67,10 @@ class Boundary:
             yield
         except EngineError:
             raise
+        except LinkEscape as exc:
+            place = f"{relative} under {self.url}" if relative else self.url
+            reason = "a symbolic link leads outside the allowed storage area"
+            raise StorageNotAllowed(f"cannot {action} {place}: {reason}") from exc
         # the storage boundary: backends raise anything (OSError, botocore, aiohttp,
         # google-auth, zstandard, custom classes), and all of it means storage failed
         except Exception as exc:
@@ -83,6 +89,8 @@ class Boundary:
         return kind(f"cannot {action} {place}: {reason}", url=self.url, path=relative)
 
     def _reason(self, exc: Exception) -> str:
+        if isinstance(exc, Deadline):  # the engine's own message: "timed out after N s"
+            return str(exc)
         for kind, reason in _REASONS:
             if isinstance(exc, kind):
                 return reason
@@ -97,28 +105,59 @@ class Boundary:
 
 
 class _Lane:
-    """Runs one object's blocking calls in worker threads, one at a time.
+    """Runs one object's blocking calls in the storage workers, one at a time, each within the
+    deadline.
 
-    A cancelled await leaves its thread running; the next call (a discard, say) waits for it,
-    so two threads never touch one fsspec file at once.
+    A call that times out (or whose await is cancelled) goes on in its thread; the next call
+    waits for it (within the deadline too), so two threads never touch one fsspec file at once.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, endpoint: Endpoint) -> None:
+        self._endpoint = endpoint
         self._last: asyncio.Future[Any] | None = None
+        self._stuck = False  # the last call outlived its deadline
 
     async def run(self, fn: Callable[_P, _T], *args: _P.args, **kwargs: _P.kwargs) -> _T:
         await self.settle()
-        task = asyncio.ensure_future(asyncio.to_thread(fn, *args, **kwargs))
-        self._last = task
-        return await asyncio.shield(task)
+        future = self._endpoint.start(fn, *args, **kwargs)
+        self._last, self._stuck = future, False
+        try:
+            return await self._endpoint.wait(future)
+        except Deadline:
+            self._stuck = True
+            raise
 
     async def settle(self) -> Any:
-        """The last call's result once its thread is done (None if it failed)."""
+        """The last call's result once its thread is done (None if it failed); Deadline when
+        it is still under way after the deadline."""
         last = self._last
         if last is None:
             return None
-        await asyncio.wait([last])
+        await asyncio.wait([last], timeout=self._endpoint.timeout)
+        if not last.done():
+            self._stuck = True
+            raise Deadline(f"an earlier call is still under way after {self._endpoint.timeout:g} s")
         return None if last.cancelled() or last.exception() else last.result()
+
+    async def last(self, fn: Callable[[Any], None]) -> None:
+        """fn(the last call's result, or None) as this object's final call, once the last call
+        is done; when that one outlives its deadline, in its thread once it ends, without
+        waiting (it may never end)."""
+        last = self._last
+        if last is None:  # nothing was opened
+            return
+        if not self._stuck:
+            await asyncio.wait([last], timeout=self._endpoint.timeout)
+        if last.done():
+            await self.run(fn, await self.settle())
+            return
+        key, workers = self._endpoint.key, self._endpoint.workers
+
+        def then(done: asyncio.Future[Any]) -> None:
+            result = None if done.cancelled() or done.exception() else done.result()
+            workers.submit(key, lambda: fn(result))
+
+        last.add_done_callback(then)
 
 
 @dataclass(frozen=True)
@@ -135,12 +174,15 @@ class ObjectInfo:
 
 @dataclass(frozen=True)
 class Place:
-    """Where one object lives: its filesystem, backend path, relative path and error boundary."""
+    """Where one object lives: its filesystem, backend path, relative path, error boundary,
+    the area its links may not leave and the endpoint its calls run for."""
 
     fs: FileSystem
     path: str
     relative: str
     boundary: Boundary
+    area: Area
+    endpoint: Endpoint
 
     def guard(self, action: str) -> AbstractContextManager[None]:
         """Translate foreign errors into StorageError naming this object."""
@@ -161,7 +203,7 @@ class Writer:
         self._level = level
         self._upload: Upload | None = None
         self._buffer = bytearray()
-        self._lane = _Lane()
+        self._lane = _Lane(place.endpoint)
         self._info: ObjectInfo | None = None
 
     @property
@@ -206,16 +248,13 @@ class Writer:
 
     async def _begin(self, first: bytearray, *, whole: bool) -> None:
         """Opens the object with its first chunk in one worker-thread call (opened lazily, so
-        an object smaller than a chunk is opened, written and committed in one call)."""
+        an object smaller than a chunk is opened, written and committed in one call). Cancelled
+        meanwhile, the open goes on in its thread, and _abandon discards what it opens."""
         place = self._place
-        try:
-            with place.guard("write"):
-                self._upload = await self._lane.run(
-                    Upload.begin, place.fs, place.path, self._codec, self._level, first, whole=whole
-                )
-        except asyncio.CancelledError:
-            self._upload = await asyncio.shield(self._lane.settle())  # the open may yet succeed
-            raise
+        with place.guard("write"):
+            self._upload = await self._lane.run(
+                _upload, place, self._codec, self._level, first, whole=whole
+            )
 
     async def _commit(self) -> None:
         if self._upload is None:
@@ -233,9 +272,12 @@ class Writer:
         self._info = ObjectInfo(relative, size, sha256, raw_size, self._compression, self.records)
 
     async def _abandon(self) -> None:
-        if self._upload is not None:
-            # shielded: a second cancellation must not skip the discard
-            await asyncio.shield(self._lane.run(self._upload.discard))
+        upload = self._upload
+        discard = _discard if upload is None else lambda opened: upload.discard()
+        # shielded: a second cancellation must not skip the discard; a discard that times out
+        # must not hide the error on its way up (the object was never committed)
+        with suppress(StorageError, Deadline):
+            await asyncio.shield(self._lane.last(discard))
 
 
 class Reader(Closable["Reader"]):
@@ -248,7 +290,7 @@ class Reader(Closable["Reader"]):
         self._codec = codec
         self._download: Download | None = None
         self._closed = False
-        self._lane = _Lane()
+        self._lane = _Lane(place.endpoint)
 
     async def __aenter__(self) -> Self:
         await self._open()
@@ -278,11 +320,13 @@ class Reader(Closable["Reader"]):
 
     async def aclose(self) -> None:
         """Close the object (safe to call twice)."""
-        self._closed = True
+        closed, self._closed = self._closed, True
         download, self._download = self._download, None
-        if download is not None:
-            with self._place.guard("read"):
-                await asyncio.shield(self._lane.run(download.close))
+        if closed and download is None:
+            return
+        close = _close if download is None else lambda opened: download.close()
+        with self._place.guard("read"):
+            await asyncio.shield(self._lane.last(close))
 
     async def _open(self) -> Download:
         if self._closed:
@@ -291,10 +335,32 @@ class Reader(Closable["Reader"]):
             place, codec = self._place, self._codec
             try:
                 with place.guard("read"):
-                    self._download = await self._lane.run(Download, place.fs, place.path, codec)
+                    self._download = await self._lane.run(_download, place, codec)
             except asyncio.CancelledError:
-                # the open goes on in its thread: close what it opens, once it has
-                self._download = await asyncio.shield(self._lane.settle())
-                await self.aclose()
+                await self.aclose()  # closes what the open goes on to open, once it has
                 raise
         return self._download
+
+
+def _upload(place: Place, codec: Codec, level: int | None, first: Data, *, whole: bool) -> Upload:
+    """Upload.begin at place, once its folder is known to lie inside the area."""
+    place.area.hold(place.path)
+    return Upload.begin(place.fs, place.path, codec, level, first, whole=whole)
+
+
+def _download(place: Place, codec: Codec) -> Download:
+    """A Download of place, once its links are known to stay inside the area."""
+    place.area.reach(place.path)
+    return Download(place.fs, place.path, codec)
+
+
+def _discard(opened: Any) -> None:
+    """Discards what an open call answered, if it opened an upload."""
+    if isinstance(opened, Upload):
+        opened.discard()
+
+
+def _close(opened: Any) -> None:
+    """Closes what an open call answered, if it opened a download."""
+    if isinstance(opened, Download):
+        opened.close()

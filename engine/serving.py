@@ -35,4 +35,6 @@ def serve(module: Path | None, *, host: str | None = None, port: int | None = No
         port=port if port is not None else settings.port,
         log_config=None,
         access_log=False,
+        # open requests get half the grace; the lifespan's task shutdown the other half
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_grace / 2)),
     )

@@ -150,6 +150,29 @@ VARIABLES: dict[str, Variable] = {
         _storage_classes,
         'Custom fsspec filesystems, a JSON object: `{"protocol": "module:Class"}`.',
     ),
+    "storage_timeout": Variable(
+        "ENGINE_STORAGE_TIMEOUT",
+        "60",
+        _seconds,
+        "Deadline in seconds of one storage call (a stream: of each chunk); backends' connect "
+        "and read timeouts are kept within it.",
+    ),
+    "storage_threads": Variable(
+        "ENGINE_STORAGE_THREADS", "32", _positive, "Worker threads for storage calls, in all."
+    ),
+    "storage_endpoint_threads": Variable(
+        "ENGINE_STORAGE_ENDPOINT_THREADS",
+        "8",
+        _positive,
+        "Worker threads one storage endpoint (protocol and host, or bucket) may hold at once.",
+    ),
+    "shutdown_grace": Variable(
+        "ENGINE_SHUTDOWN_GRACE",
+        "20",
+        _seconds,
+        "Seconds a stopping process (SIGTERM) gives open requests and then its tasks to save "
+        "and release their leases, half each; keep it below Kubernetes' grace period (30).",
+    ),
     "heartbeat_seconds": Variable(
         "ENGINE_HEARTBEAT_SECONDS",
         "5",
@@ -180,6 +203,10 @@ class Settings:
     storage_allow: tuple[str, ...] | None = None
     storage_options: dict[str, dict[str, Any]] | None = field(default=None, repr=False)
     storage_classes: dict[str, str] | None = None
+    storage_timeout: float = 60.0
+    storage_threads: int = 32
+    storage_endpoint_threads: int = 8
+    shutdown_grace: float = 20.0
     heartbeat_seconds: float = 5.0
     stale_seconds: float = 30.0
 

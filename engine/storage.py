@@ -4,26 +4,29 @@ objects streamed in compressed, hashed and committed whole (or not at all).
 The storage layer's entry point: Storage and open_storage here, and the names of the modules
 below it re-exported, so callers import from engine.storage alone. engine.filesystems is the only
 module that imports fsspec, engine.transfers the only one that imports zstandard. Every call is
-async: blocking fsspec calls run in worker threads, which serves sync backends (local, memory,
-custom classes) and s3fs/gcsfs (whose sync API runs on fsspec's own event-loop thread) alike.
+async: blocking fsspec calls run in the storage workers (engine.workers: a thread budget per
+endpoint, a deadline per call), which serves sync backends (local, memory, custom classes) and
+s3fs/gcsfs (whose sync API runs on fsspec's own event-loop thread) alike. Local storage never
+follows a symbolic link out of its allowed folder.
 """
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from engine import filesystems
 from engine.errors import ChecksumMismatch, LeaseLost
-from engine.filesystems import FileSystem, register_classes
+from engine.filesystems import Area, FileSystem, area_of, register_classes
 from engine.locations import (
     ENGINE_DIR,
     MANIFEST,
     MAX_PATH_BYTES,
+    allowed_area,
     canonical_protocol,
     check_allowed,
     check_path,
@@ -31,6 +34,9 @@ from engine.locations import (
 )
 from engine.objects import Boundary, Closable, ObjectInfo, Place, Reader, Writer
 from engine.transfers import CHUNK_SIZE, CODECS, Codec
+from engine.workers import Endpoint, Limits, Workers, configure, shared
+
+_T = TypeVar("_T")
 
 __all__ = [
     "CHUNK_SIZE",
@@ -39,6 +45,7 @@ __all__ = [
     "JSON_LIMIT",
     "MANIFEST",
     "MAX_PATH_BYTES",
+    "Limits",
     "ObjectInfo",
     "Reader",
     "Storage",
@@ -46,6 +53,7 @@ __all__ = [
     "canonical_protocol",
     "check_allowed",
     "check_path",
+    "configure",
     "merge_options",
     "open_storage",
     "register_classes",
@@ -59,10 +67,14 @@ class Storage(Closable["Storage"]):
     """One backup's root on an fsspec backend: checked paths, whole objects, async calls.
     Use it as ``async with`` (or call aclose()) to close its network sessions."""
 
-    def __init__(self, fs: FileSystem, root: str, boundary: Boundary) -> None:
+    def __init__(
+        self, fs: FileSystem, root: str, boundary: Boundary, area: Area, endpoint: Endpoint
+    ) -> None:
         self.root = root
         self._fs = fs
         self._boundary = boundary
+        self._area = area
+        self._endpoint = endpoint
 
     @property
     def url(self) -> str:
@@ -104,8 +116,7 @@ class Storage(Closable["Storage"]):
     async def read_json(self, relative: str) -> Any:
         """A small JSON document (manifest, task record), read whole."""
         path = self.resolve(relative, engine=True)
-        with self._boundary.guard("read", relative):
-            data = await asyncio.to_thread(filesystems.read_prefix, self._fs, path, JSON_LIMIT + 1)
+        data = await self._run("read", relative, filesystems.read_prefix, path, JSON_LIMIT + 1)
         if len(data) > JSON_LIMIT:
             raise self._boundary.error("read", relative, f"over {JSON_LIMIT >> 20} MiB of JSON")
         try:
@@ -126,45 +137,54 @@ class Storage(Closable["Storage"]):
     async def exists(self, relative: str) -> bool:
         """Whether an object (or a folder) is at relative."""
         path = self.resolve(relative, engine=True)
-        with self._boundary.guard("look for", relative):
-            return await asyncio.to_thread(filesystems.exists, self._fs, path)
+        return await self._run("look for", relative, filesystems.exists, path)
 
     async def size(self, relative: str) -> int | None:
         """The stored size of the object at relative; None when there is none."""
         path = self.resolve(relative, engine=True)
-        with self._boundary.guard("look for", relative):
-            return await asyncio.to_thread(filesystems.size, self._fs, path)
+        return await self._run("look for", relative, filesystems.size, path)
 
     async def list(self, prefix: str = "") -> builtins.list[str]:
         """The relative paths of every object below the root (or below its folder prefix)."""
         base = self.resolve(prefix, engine=True) if prefix else self.root
-        with self._boundary.guard("list", prefix or None):
-            found = await asyncio.to_thread(filesystems.find, self._fs, base)
+        found = await self._run("list", prefix or None, filesystems.find, base)
         return sorted(path.removeprefix(f"{self.root}/") for path in found)
 
     async def remove(self, relative: str) -> None:
         """Remove the object at relative (engine paths too); nothing happens when it is absent."""
         path = self.resolve(relative, engine=True)
-        with self._boundary.guard("remove", relative):
-            await asyncio.to_thread(filesystems.remove_file, self._fs, path)
+        await self._run("remove", relative, filesystems.remove_file, path)
 
     async def sweep(self) -> int:
         """Remove what writes cut off by a killed process left behind; answers how many."""
-        with self._boundary.guard("clean up"):
-            return await asyncio.to_thread(filesystems.sweep_leftovers, self._fs, self.root)
+        return await self._run("clean up", None, filesystems.sweep_leftovers, self.root)
 
     async def remove_tree(self) -> None:
         """Remove everything under the root (and the root); nothing outside it."""
-        with self._boundary.guard("remove"):
-            await asyncio.to_thread(filesystems.remove_tree, self._fs, self.root)
+        await self._run("remove", None, filesystems.remove_tree, self.root)
 
     async def aclose(self) -> None:
         """Close the backend's network sessions (s3fs, gcsfs)."""
+        # not behind the endpoint's calls: those may be hung, and closing needs no answer
+        closing = Endpoint(f"{self._endpoint.key} (closing)", self._endpoint.workers)
         with self._boundary.guard("close"):
-            await asyncio.to_thread(filesystems.close_sessions, self._fs)
+            await closing.call(filesystems.close_sessions, self._fs)
+
+    async def _run(
+        self,
+        action: str,
+        relative: str | None,
+        call: Callable[[FileSystem, str, *tuple[Any, ...]], _T],
+        *args: Any,
+    ) -> _T:
+        """call(fs, *args, area) in the storage workers, within the deadline; foreign errors
+        become StorageError naming action and relative."""
+        with self._boundary.guard(action, relative):
+            return await self._endpoint.call(call, self._fs, *args, self._area)
 
     def _place(self, relative: str, *, engine: bool = True) -> Place:
-        return Place(self._fs, self.resolve(relative, engine=engine), relative, self._boundary)
+        path = self.resolve(relative, engine=engine)
+        return Place(self._fs, path, relative, self._boundary, self._area, self._endpoint)
 
     def _codec(self, compression: str | None, relative: str) -> Codec:
         if compression not in CODECS:
@@ -215,18 +235,41 @@ def open_storage(
     defaults: Mapping[str, Mapping[str, Any]] | None = None,
     aws: Mapping[str, Any] | None = None,
     gc: Mapping[str, Any] | None = None,
+    workers: Workers | None = None,
 ) -> Storage:
-    """The storage whose root is url, if allowed, with its options merged (see merge_options).
+    """The storage whose root is url, if allowed, with its options merged (see merge_options)
+    and its calls run by workers (the process's by default, engine.workers.shared).
 
     s3fs connects on first use, but gcsfs without a token looks for the machine's default
     credentials at once: call it in a worker thread from async code.
     """
-    protocol = check_allowed(url, allow)
-    merged = merge_options(protocol, options, defaults=defaults, aws=aws, gc=gc)
+    protocol, base = allowed_area(url, allow)
+    workers = workers or shared()
+    timeout = workers.limits.timeout
+    merged = merge_options(protocol, options, defaults=defaults, aws=aws, gc=gc, timeout=timeout)
     boundary = Boundary(url.rstrip("/"), _secret_strings(merged))
     with boundary.guard("open"):
         fs, root = filesystems.open_url(url, merged)
-    return Storage(fs, root.rstrip("/"), boundary)
+        area = area_of(fs, base)
+    endpoint = Endpoint(endpoint_key(protocol, root, merged), workers)
+    return Storage(fs, root.rstrip("/"), boundary, area, endpoint)
+
+
+def endpoint_key(protocol: str, root: str, options: Mapping[str, Any]) -> str:
+    """What one endpoint's calls share their thread budget by: the protocol and the host the
+    options name (a request may name any), or else the bucket (the first part of the root)."""
+    client = options.get("client_kwargs")
+    named = options.get("endpoint_url") or (
+        client.get("endpoint_url") if isinstance(client, Mapping) else None
+    )
+    if isinstance(named, str) and named:
+        return f"{protocol}://{urlsplit(named).netloc.lower()}"
+    if protocol in _ONE_PLACE:
+        return f"{protocol}://"
+    return f"{protocol}://{root.strip('/').split('/')[0]}"
+
+
+_ONE_PLACE = frozenset({"file", "memory"})  # one machine's disk, one process's memory
 
 
 def _secret_strings(value: Any) -> frozenset[str]:

@@ -179,12 +179,19 @@ class Tasks:
             raise
 
     async def shutdown(self) -> None:
-        """Stops taking tasks; cancels the running ones, which save and release their leases."""
+        """Stops taking tasks; cancels the running ones, which save and release their leases
+        within half of ENGINE_SHUTDOWN_GRACE (the other half is the open requests'). One still
+        saving then is cancelled again and left: its lease lapses when its heartbeat is stale."""
         self.stopping = True
         tasks = [running.task for running in self.running.values() if running.task is not None]
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if not tasks:
+            return
+        _, late = await asyncio.wait(tasks, timeout=self.settings.shutdown_grace / 2)
+        for task in late:
+            log.warning("%s did not save its record within the shutdown grace", task.get_name())
+            task.cancel()
 
     # records and leases ----------------------------------------------------------------------
     async def _record(self, storage: Storage, task_uuid: str) -> tuple[dict[str, Any], str] | None:

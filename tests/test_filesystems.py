@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from fsspec.implementations.local import LocalFileSystem
 
-from engine.filesystems import open_deferred, sweep_leftovers
+from engine.filesystems import Area, open_deferred, sweep_leftovers
 from tests.taskparts import local_storage, memory_storage, write_object
 
 pytestmark = pytest.mark.anyio
@@ -88,5 +88,5 @@ async def test_memory_storage_has_nothing_to_sweep():
 def test_only_local_filesystems_are_swept(tmp_path: Path):
     fill(tmp_path, LEFTOVERS)
 
-    assert sweep_leftovers(object(), str(tmp_path)) == 0
+    assert sweep_leftovers(object(), str(tmp_path), Area()) == 0
     assert files_below(tmp_path) == sorted(LEFTOVERS)
