@@ -162,6 +162,12 @@ VARIABLES: dict[str, Variable] = {
         _seconds,
         "A task whose heartbeat is older is resumed by the process that gets its /api/status.",
     ),
+    "max_items": Variable(
+        "ENGINE_MAX_ITEMS",
+        "1000",
+        _positive,
+        "Most items one bulk request may name; more is 400 BAD_REQUEST.",
+    ),
 }
 
 
@@ -182,6 +188,7 @@ class Settings:
     storage_classes: dict[str, str] | None = None
     heartbeat_seconds: float = 5.0
     stale_seconds: float = 30.0
+    max_items: int = 1000
 
     @property
     def allowed_storage(self) -> tuple[str, ...]:
