@@ -3,16 +3,22 @@ twice) against a real Kinto, and template bombs failing fast, located, while the
 
 from __future__ import annotations
 
+import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from starlette.testclient import TestClient
 
 from scripts import servers
 from tests.taskflow import (
+    KINTO_MODULE,
+    ROOT,
     Backend,
     Shape,
     assert_done,
@@ -24,6 +30,7 @@ from tests.taskflow import (
     root_ctxs,
     run_task,
     seed,
+    status_body,
 )
 
 LIMIT = 3
@@ -100,3 +107,78 @@ def test_a_bulk_backup_of_exactly_the_limit_backs_every_item_up(buckets: Buckets
     manifest = check_manifest(buckets.area.place("at-limit"))
     backed_up = {entry["values"]["bucket"] for entry in manifest["objects"]}
     assert backed_up == {item["ctx"]["values"]["bucket"] for item in buckets.items[:LIMIT]}
+
+
+# --------------------------------------------------------------------------- template bombs
+# The kinto module with one backup path that, by the bucket's name, renders a template bomb;
+# each bomb on its own line, so the error's line names it.
+BOMB_LINES = [
+    "{%- set bomb = ctx.bucket.split('-')[-1] %}",
+    "{%- if bomb == 'nested' %}{% for i in range(10 ** 5) %}{% for j in range(10 ** 5) %}",
+    "{%- endfor %}{% endfor %}",
+    "{%- elif bomb == 'power' %}{{ 10 ** (10 ** 8) }}",
+    "{%- elif bomb == 'repeat' %}{{ 'x' * 200000000 }}",
+    "{%- elif bomb == 'loop' %}{% for i in range(10 ** 5) %}{{ range(10 ** 5) | sum }}",
+    "{%- endfor %}{% endif %}{{ ctx.bucket }}/bucket.json",
+]
+BOMB_PATH = "|-\n" + "\n".join(f"          {line}" for line in BOMB_LINES)
+BOMBS = {
+    "nested": "at line 2: the render took over 0.25 s",
+    "power": "at line 4: a power of over 4096 bits (10 ** 100000000)",
+    "repeat": "at line 5: a repeat ('*') would build 200,000,000 characters or items"
+    " (at most 8,388,608)",
+    "loop": "at line 6: the render took over 0.25 s",
+}
+QUICK = 5.0  # seconds: what /healthz and each call may take while a bomb renders
+
+
+@pytest.fixture(scope="module")
+def bomb_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
+    """A live `engine serve` of the kinto module with the bomb path, and a client of it."""
+    folder = tmp_path_factory.mktemp("bomb-module")
+    text = (KINTO_MODULE / "module.yaml").read_text(encoding="utf-8")
+    plain = 'to: "{{ ctx.bucket }}/bucket.json"'
+    assert text.count(plain) == 1
+    (folder / "module.yaml").write_text(text.replace(plain, f"to: {BOMB_PATH}"))
+    port = servers.free_port()
+    argv: list[str | Path] = [sys.executable, "-m", "engine", "serve", folder, "--port", str(port)]
+    url = f"http://{servers.HOST}:{port}"
+    log = folder / "engine.log"
+    server = servers.start_process(
+        "engine", argv, url=url, health_url=f"{url}/healthz", log_path=log, cwd=ROOT
+    )
+    try:
+        with httpx.Client(base_url=url, timeout=QUICK) as client:
+            yield client
+    finally:
+        server.stop()
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("bomb", list(BOMBS))
+def test_a_template_bomb_fails_its_task_fast_with_a_located_error_and_healthz_answers(
+    bomb: str, bomb_engine: httpx.Client, kinto: servers.KintoServer
+):
+    bucket = f"bomb-{uuid.uuid4().hex[:8]}-{bomb}"
+    seed(kinto, Shape({bucket: [1]}, {}))
+    try:
+        ctx = root_ctxs(bomb_engine, auth_of(kinto))[bucket]
+        body = {
+            "auth": auth_of(kinto),
+            "taskUuid": new_uuid(),
+            "storage": {"url": f"memory://bounds/{uuid.uuid4().hex}"},
+            "ctx": ctx,
+        }
+        began = time.monotonic()
+        status, answer = post(bomb_engine, "/api/backup", body)
+        while status == 200 and answer["status"] != "DONE":
+            assert bomb_engine.get("/healthz").status_code == 200
+            assert time.monotonic() - began < 60, answer
+            status, answer = post(bomb_engine, "/api/status", status_body(body, answer))
+    finally:
+        delete_buckets(kinto, [bucket])
+
+    assert status == 502 and answer["error"]["code"] == "SAAS_ERROR", answer
+    [error] = answer["error"]["payload"]["errors"]
+    place = "/resources/bucket/backup/0/to"
+    assert error["description"] == f"{place}: over a limit {BOMBS[bomb]}"
