@@ -208,13 +208,14 @@ def render_tree(value: Any, names: Mapping[str, Any], *, place: str) -> Any:
 
 @dataclass(frozen=True)
 class Usage:
-    """What a template uses: its free names, the ``name.attr`` lookups on them, and the filters
-    and tests it calls (compare with FILTERS and TESTS)."""
+    """What a template uses: its free names, the ``name.attr`` lookups on them, the filters
+    and tests it calls (compare with FILTERS and TESTS), and its risky constructs."""
 
     names: frozenset[str]
     attributes: tuple[tuple[str, str], ...]
     filters: frozenset[str]
     tests: frozenset[str]
+    risks: tuple[str, ...] = ()  # legal but costly: what a render may run into a limit with
 
 
 @dataclass(frozen=True)
@@ -233,8 +234,37 @@ def inspect(source: str) -> Usage | SyntaxProblem:
         return SyntaxProblem(exc.message or "syntax error", exc.lineno)
     filters = frozenset(node.name for node in tree.find_all(nodes.Filter))
     tests = frozenset(node.name for node in tree.find_all(nodes.Test))
+    risks = _risks(tree)  # first: collecting the names folds some literals into constants
     names = _free_names(tree, filters - FILTERS, tests - TESTS)
-    return Usage(names, _lookups(tree), filters, tests)
+    return Usage(names, _lookups(tree), filters, tests, risks)
+
+
+def _risks(tree: nodes.Template) -> tuple[str, ...]:
+    """Warnings for a template that loops over a range or repeats a string or list."""
+    risks = []
+    if any(_is_range(call.node) for call in tree.find_all(nodes.Call)):
+        risks.append(
+            f"the template loops over range(): a render stops past {budget.MAX_RANGE:,} items"
+            f" of a range or {budget.SECONDS} s"
+        )
+    if any(
+        _is_sequence(node.left) or _is_sequence(node.right) for node in tree.find_all(nodes.Mul)
+    ):
+        risks.append(
+            f"the template repeats a string or list with '*': a render stops past"
+            f" {budget.MAX_SIZE:,} characters or items"
+        )
+    return tuple(risks)
+
+
+def _is_range(node: nodes.Node) -> bool:
+    return isinstance(node, nodes.Name) and node.name == "range"
+
+
+def _is_sequence(node: nodes.Node) -> bool:
+    """A literal string, list or tuple, or text joined with ``~``."""
+    literal = isinstance(node, nodes.Const) and isinstance(node.value, str | list | tuple)
+    return literal or isinstance(node, nodes.List | nodes.Tuple | nodes.Concat)
 
 
 def _free_names(

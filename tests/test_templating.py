@@ -276,3 +276,30 @@ def test_range_still_behaves_as_a_sequence():
     assert render("{{ range(5) | length }}", {}, place=PLACE) == 5
     assert render("{{ range(5) | reverse | list }}", {}, place=PLACE) == [4, 3, 2, 1, 0]
     assert render("{{ 3 in range(5) }}", {}, place=PLACE) is True
+
+
+@pytest.mark.parametrize(
+    ("source", "risky"),
+    [
+        ("{% for i in range(3) %}{{ i }}{% endfor %}", ["range"]),
+        ("{{ range(item.n) | join }}", ["range"]),
+        ("{{ '-' * item.depth }}", ["repeats"]),
+        ("{{ item.n * [0] }}", ["repeats"]),
+        ("{{ (item.a ~ '!') * 2 }}", ["repeats"]),
+        ("{% for i in range(2) %}{{ 'ab' * i }}{% endfor %}", ["range", "repeats"]),
+        ("{{ item.n * 3 }}", []),
+        ("{% for x in item.list %}{{ x }}{% endfor %}", []),
+    ],
+)
+def test_inspect_names_the_risks_of_ranges_and_repeats(source, risky):
+    usage = inspect(source)
+    assert isinstance(usage, Usage)
+    found = [word for word in ("range", "repeats") if any(word in risk for risk in usage.risks)]
+    assert found == risky
+
+
+def test_inspecting_a_template_never_computes_its_constants():
+    began = time.monotonic()
+    usage = inspect("{{ 10 ** (10 ** 8) }}{{ 'x' * 200000000 }}")
+    assert isinstance(usage, Usage)
+    assert time.monotonic() - began < 5
