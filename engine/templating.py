@@ -60,13 +60,18 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         estimate = budget.STRING_CALLS.get(getattr(method, "__name__", ""))
         if isinstance(owner, str) and estimate is not None:
             budget.planned(estimate(owner, args, kwargs), f"str.{method.__name__}()")
-        return budget.built(super().call(__context, __obj, *args, **kwargs))
+        result = super().call(__context, __obj, *args, **kwargs)
+        if isinstance(owner, Mapping) and method.__name__ == "get":
+            return result  # a value of the data, not one the template built
+        return budget.built(result)
 
 
 def _bounded_filter(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
     """A filter that ticks, checks what it would build (a padding, say) and counts what it
     built."""
     estimate = budget.STRING_FILTERS.get(name)
+    if name in _PICKING:
+        return function
     if estimate is None and name != "join":
 
         @wraps(function)
@@ -88,6 +93,10 @@ def _bounded_filter(name: str, function: Callable[..., Any]) -> Callable[..., An
         return budget.built(function(*args, **kwargs))
 
     return checked
+
+
+# filters that hand back a part of their input (data that exists already), never build one
+_PICKING = frozenset({"attr", "d", "default", "first", "last", "max", "min", "random"})
 
 
 def _environment() -> _Sandbox:

@@ -303,3 +303,18 @@ def test_inspecting_a_template_never_computes_its_constants():
     usage = inspect("{{ 10 ** (10 ** 8) }}{{ 'x' * 200000000 }}")
     assert isinstance(usage, Usage)
     assert time.monotonic() - began < 5
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ item.big | default('') }}",
+        "{{ item.get('big') }}",
+        "{{ item.parts | first }}",
+        "{{ item.big }}",
+    ],
+)
+def test_data_a_template_only_hands_on_counts_against_no_limit(source):
+    big = "x" * (9 * 2**20)
+    names = {"item": {"big": big, "parts": [big]}}
+    assert render(source, names, place=PLACE) is big
