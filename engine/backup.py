@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping
+from contextlib import aclosing
+from functools import partial
 from typing import Any
 
 from engine import listing, manifest
-from engine.client import Answer
+from engine.client import Answer, Saas
 from engine.clock import iso
-from engine.concurrently import Spawn, gather, in_group, leaves
+from engine.concurrently import Spawn, for_each, for_each_arriving, gather, in_group
 from engine.definition import ResourceType
 from engine.errors import EngineError, Ignored, PathError, SaasAuthError, SaasError, StorageError
 from engine.job import Job
@@ -48,7 +50,8 @@ class Backup:
         self.excluded = frozenset(job.request.get("excludes") or ())
         # twice the SaaS's concurrency: a unit storing what it fetched has let go of the SaaS
         # gate (engine.outbound), so another can fetch meanwhile
-        self.units = asyncio.Semaphore(2 * job.concurrency)
+        self.units_limit = 2 * job.concurrency
+        self.units = asyncio.Semaphore(self.units_limit)
         self.claimed: set[str] = set()
         self.failures = 0
         self.seen = 0
@@ -60,13 +63,8 @@ class Backup:
         # bytes too: each unit a previous run finished counts again once found whole
         self.journal.progress.update(done=0, total=None, bytes=0)
         items = self.job.request["items"]
-        self.seen = len(items)
-        await in_group(
-            lambda spawn: [
-                spawn(self._resource(self.definition.types[item["type"]], item["values"], spawn))
-                for item in items
-            ]
-        )
+        self.seen = self.listings = len(items)  # an item not yet walked counts as a listing
+        await for_each(self._item, items, limit=self.job.concurrency)
         self.journal.progress["total"] = self.seen
         if self.failures:
             raise SaasError(
@@ -92,7 +90,21 @@ class Backup:
         await manifest.write(self.job.storage, document, self.journal.save)
 
     # the walk ------------------------------------------------------------------------------
-    async def _resource(self, kind: ResourceType, values: Mapping[str, Any], spawn: Spawn) -> None:
+    async def _item(self, item: Mapping[str, Any]) -> None:
+        """Walks one requested resource and everything below it, to the end."""
+        kind = self.definition.types[item["type"]]
+        await in_group(
+            lambda spawn: [spawn(self._resource(kind, item["values"], spawn, requested=True))]
+        )
+
+    async def _resource(
+        self,
+        kind: ResourceType,
+        values: Mapping[str, Any],
+        spawn: Spawn,
+        *,
+        requested: bool = False,
+    ) -> None:
         label = resource_label(kind, values)
         units = []
         for index, step in enumerate(kind.backup):
@@ -110,6 +122,8 @@ class Backup:
             if child not in self.excluded:
                 self.listings += 1
                 spawn(self._children(self.definition.types[child], values, spawn))
+        if requested:
+            self._listed()
         if units:
             await asyncio.wait(units)
         self.journal.progress["done"] += 1
@@ -129,9 +143,13 @@ class Backup:
         except EngineError as exc:
             self._failed(exc, resource_label(kind, parent), required=True)
         finally:
-            self.listings -= 1
-            if self.listings == 0:
-                self.journal.progress["total"] = self.seen
+            self._listed()
+
+    def _listed(self) -> None:
+        """One listing (or requested item) less to wait for; with none left, the total is known."""
+        self.listings -= 1
+        if self.listings == 0:
+            self.journal.progress["total"] = self.seen
 
     async def _step(
         self, kind: ResourceType, values: Mapping[str, Any], step: Mapping[str, Any], place: str
@@ -142,17 +160,14 @@ class Backup:
             await self._unit(kind, values, step, place, None)
             return
         names = {"settings": self.saas.settings, "ctx": values}
-        try:
-            async with asyncio.TaskGroup() as group:
-                async for page in listing.pages(self.saas, step["list"], names, place=place):
-                    for item in page:
-                        group.create_task(self._unit(kind, values, step, place, item))
-        except* (SaasAuthError, StorageError) as fatal:
-            raise leaves(fatal)[0] from None
-        except* EngineError as failed:
-            for exc in leaves(failed):
-                assert isinstance(exc, EngineError)
-                self._failed(exc, label, required=required)
+        one = partial(self._unit, kind, values, step, place)
+        try:  # a unit records its own failures: what arrives here is the listing's
+            async with aclosing(_listed_items(self.saas, step["list"], names, place)) as found:
+                await for_each_arriving(one, found, limit=self.units_limit)
+        except (SaasAuthError, StorageError):
+            raise
+        except EngineError as exc:
+            self._failed(exc, label, required=required)
 
     # one object ----------------------------------------------------------------------------
     async def _unit(
@@ -325,6 +340,15 @@ class Backup:
             await self.saas.download(step["request"], names, writer.write, place=f"{place}/request")
             writer.records = 1
         return writer.info
+
+
+async def _listed_items(
+    saas: Saas, spec: Mapping[str, Any], names: Mapping[str, Any], place: str
+) -> AsyncGenerator[Any, None]:
+    """The items of a listing one by one, as its pages arrive."""
+    async for page in listing.pages(saas, spec, names, place=place):
+        for item in page:
+            yield item
 
 
 async def _write_records(writer: Writer, records: list[Any], *, as_array: bool) -> None:

@@ -82,6 +82,8 @@ class Checker:
                 continue
             self._names(place, usage)
             self._calls(place, usage)
+            for risk in usage.risks:
+                self.warn(place.pointer, risk)
 
     def _names(self, place: TemplatePlace, usage: Usage) -> None:
         for name in sorted(usage.names - _JINJA_GLOBALS - set(place.names)):

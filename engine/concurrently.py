@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import AsyncIterable, Awaitable, Callable, Coroutine, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
 from engine.errors import EngineError
@@ -46,19 +46,22 @@ async def gather(awaitables: Iterable[Awaitable[T]]) -> list[T]:
 
 
 async def for_each(
-    function: Callable[[T], Awaitable[None]], items: Iterable[T], *, limit: int | None = None
+    function: Callable[[T], Coroutine[Any, Any, None]],
+    items: Iterable[T],
+    *,
+    limit: int | None = None,
 ) -> None:
-    """Runs function on every item at once (at most ``limit`` at a time, when given)."""
-    gate = asyncio.Semaphore(limit) if limit else None
+    """Runs function on every item, all at once or, given ``limit``, at most that many at a
+    time: then an item's task starts only when a slot is free (a long list costs no tasks)."""
+    if limit is None:
+        await in_group(lambda spawn: [spawn(function(item)) for item in items])
+        return
+    await for_each_arriving(function, _arriving(items), limit=limit)
 
-    async def one(item: T) -> None:
-        if gate is None:
-            await function(item)
-            return
-        async with gate:
-            await function(item)
 
-    await in_group(lambda spawn: [spawn(one(item)) for item in items])
+async def _arriving(items: Iterable[T]) -> AsyncIterator[T]:
+    for item in items:
+        yield item
 
 
 async def for_each_arriving(

@@ -127,7 +127,7 @@ class Restore:
         for unit in self.journal.units.values():
             self._remember(unit.get("type", ""), unit.get("values", {}), unit.get("remember", {}))
         for level in levels:
-            await for_each(self._resource, level)
+            await for_each(self._resource, level, limit=self.job.concurrency)
         if self.dry_run:
             self.journal.record["dryRun"] = self.plan
 

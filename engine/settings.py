@@ -185,6 +185,12 @@ VARIABLES: dict[str, Variable] = {
         _seconds,
         "A task whose heartbeat is older is resumed by the process that gets its /api/status.",
     ),
+    "max_items": Variable(
+        "ENGINE_MAX_ITEMS",
+        "1000",
+        _positive,
+        "Most items one bulk request may name; more is 400 BAD_REQUEST.",
+    ),
 }
 
 
@@ -209,6 +215,7 @@ class Settings:
     shutdown_grace: float = 20.0
     heartbeat_seconds: float = 5.0
     stale_seconds: float = 30.0
+    max_items: int = 1000
 
     @property
     def allowed_storage(self) -> tuple[str, ...]:

@@ -5,6 +5,7 @@ record in storage (engine/journal.py; design in docs/tasks.md), so any process c
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -349,10 +350,17 @@ class Tasks:
     # checking requests -----------------------------------------------------------------------
     def _items(self, body: Mapping[str, Any], bulk: bool) -> list[dict[str, Any]]:
         raw = [item["ctx"] for item in body["items"]] if bulk else [body["ctx"]]
+        if len(raw) > self.settings.max_items:
+            raise RequestError(
+                f"items: {len(raw)} items; a request may name at most"
+                f" {self.settings.max_items} (ENGINE_MAX_ITEMS)",
+                field="items",
+            )
         items = []
         for ctx in raw:
             kind, values = resolve_ctx(self.definition, ctx, RESOURCE_ROLES)
             items.append({"type": kind.name, "values": values})
+        _no_repeats(items)
         return items
 
     def _options(self, form: Mapping[str, Any] | None, given: Any) -> dict[str, Any]:
@@ -491,6 +499,19 @@ def _recorded_error(record: Mapping[str, Any], ctx: Mapping[str, Any]) -> Record
     # errors (decided): the task's non-fatal errors, which often say why it failed as a whole
     payload = {"taskUuid": record["taskUuid"], "ctx": dict(ctx), "errors": list(record["errors"])}
     return RecordedError(code, status if isinstance(status, int) else 500, description, payload)
+
+
+def _no_repeats(items: list[dict[str, Any]]) -> None:
+    """Refuses items that name one resource twice (its walk would write every object twice)."""
+    first: dict[str, int] = {}
+    repeats = []
+    for index, item in enumerate(items):
+        key = json.dumps([item["type"], item["values"]], sort_keys=True, default=str)
+        if key in first:
+            repeats.append(f"items[{index}] repeats items[{first[key]}]")
+        first.setdefault(key, index)
+    if repeats:
+        raise RequestError("; ".join(repeats), field="items")
 
 
 async def _remove(storage: Storage) -> None:

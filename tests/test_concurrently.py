@@ -154,6 +154,20 @@ async def test_for_each_runs_at_most_limit_items_at_once(limit: int | None, most
     assert running == 0
 
 
+async def test_for_each_with_a_limit_starts_no_task_for_an_item_before_a_slot_is_free():
+    before = len(asyncio.all_tasks())
+    peak = 0
+
+    async def visit(item: int) -> None:
+        nonlocal peak
+        peak = max(peak, len(asyncio.all_tasks()) - before)
+        await asyncio.sleep(0)
+
+    await for_each(visit, range(1000), limit=4)
+
+    assert peak <= 4
+
+
 async def test_for_each_raises_an_items_engine_error_as_itself():
     async def visit(item: int) -> None:
         if item == 2:

@@ -32,6 +32,7 @@ def test_every_default_in_the_table_is_the_settings_default():
         ("ENGINE_MAX_CONNECTIONS", " 16 ", "max_connections", 16),
         ("ENGINE_LOG_LEVEL", "debug", "log_level", "DEBUG"),
         ("ENGINE_LOG_LEVEL", "Warning", "log_level", "WARNING"),
+        ("ENGINE_MAX_ITEMS", "50", "max_items", 50),
     ],
 )
 def test_each_variable_is_parsed_into_its_setting(name: str, text: str, key: str, value: Any):
@@ -53,6 +54,7 @@ def test_variables_outside_the_table_are_ignored():
         ("PORT", "70000", "PORT: must be a port number (0-65535)"),
         ("PORT", "-1", "PORT: must be a port number (0-65535)"),
         ("ENGINE_PAGES_PER_CALL", "0", "ENGINE_PAGES_PER_CALL: must be at least 1"),
+        ("ENGINE_MAX_ITEMS", "0", "ENGINE_MAX_ITEMS: must be at least 1"),
         (
             "ENGINE_PAGES_PER_CALL",
             "2.5",

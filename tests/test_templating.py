@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -148,3 +149,172 @@ def test_inspect_reports_a_syntax_error_with_its_line_in_the_template(source, li
     assert isinstance(problem, SyntaxProblem)
     assert problem.line == line
     assert problem.message.startswith(message)
+
+
+# limits -------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("source", "reason"),
+    [
+        ("{{ range(100001) | list }}", "a range of 100,001 items (at most 100,000)"),
+        ("{{ 10 ** (10 ** 8) }}", "a power of over 4096 bits (10 ** 100000000)"),
+        ("{{ 2 ** 5000 }}", "a power of over 4096 bits (2 ** 5000)"),
+        (
+            "{{ 'x' * 200000000 }}",
+            "a repeat ('*') would build 200,000,000 characters or items (at most 8,388,608)",
+        ),
+        (
+            "{{ 100000000 * [0] }}",
+            "a repeat ('*') would build 100,000,000 characters or items (at most 8,388,608)",
+        ),
+        (
+            "{% set ns = namespace(s='x') %}{% for i in range(64) %}"
+            "{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
+            "a concatenation ('~') would build 16,777,216 characters or items (at most 8,388,608)",
+        ),
+        (
+            "{% set ns = namespace(s=[0]) %}{% for i in range(64) %}"
+            "{% set ns.s = ns.s + ns.s %}{% endfor %}",
+            "a concatenation ('+') would build 16,777,216 characters or items (at most 8,388,608)",
+        ),
+        (
+            "{% set ns = namespace(n=3) %}{% for i in range(64) %}"
+            "{% set ns.n = ns.n * ns.n %}{% endfor %}",
+            "a product of over 4096 bits",
+        ),
+        (
+            "{{ 'x' | center(10 ** 9) }}",
+            "the filter center would build 1,000,000,001 characters or items (at most 8,388,608)",
+        ),
+        (
+            "{{ 'x'.rjust(10 ** 9) }}",
+            "str.rjust() would build 1,000,000,001 characters or items (at most 8,388,608)",
+        ),
+        (
+            "{{ '%999999999d' % 1 }}",
+            "a format ('%') would build 1,000,000,010 characters or items (at most 8,388,608)",
+        ),
+        (
+            "{{ '{:>{w}}'.format(1, w=999999999) }}",
+            "str.format() would build 1,000,000,007 characters or items (at most 8,388,608)",
+        ),
+        (
+            "{{ ('x' * 1000000).replace('x', 'yy') * 5 }}",
+            "a repeat ('*') would build 10,000,000 characters or items (at most 8,388,608)",
+        ),
+        (
+            "{{ range(100000) | join('x' * 1000) }}",
+            "a join would build 100,000,000 characters or items (at most 8,388,608)",
+        ),
+        (
+            "{{ range(100000) | map('string') | map('center', 1000000) | join }}",
+            "the render built over 33,554,432 characters or items",
+        ),
+        (
+            "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+            "the render took over 0.25 s",
+        ),
+        (
+            "{% for i in range(100000) %}{{ range(100000) | sum }}{% endfor %}",
+            "the render took over 0.25 s",
+        ),
+        (
+            "{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}"
+            "{{ f(40) }}",
+            "the render took over 0.25 s",
+        ),
+        (
+            "{% for i in item.many %}{% for j in item.many %}{% endfor %}{% endfor %}",
+            "the render took over 0.25 s",
+        ),
+    ],
+)
+def test_a_template_past_a_limit_fails_fast_with_a_located_error(source, reason):
+    names = {"item": {"many": list(range(50000))}}
+    began = time.monotonic()
+    with pytest.raises(TemplateError) as caught:
+        render(source, names, place=PLACE)
+
+    assert caught.value.message == f"{PLACE}: over a limit at line 1: {reason}"
+    assert time.monotonic() - began < 5
+
+
+def test_a_limit_error_names_the_line_of_the_template_it_came_from():
+    source = "first\n{% for i in range(3) %}\n{{ 'x' * 10 ** 9 }}\n{% endfor %}"
+    with pytest.raises(TemplateError, match=r"over a limit at line 3: a repeat"):
+        render(source, {}, place=PLACE)
+
+
+@pytest.mark.parametrize(
+    ("source", "length"),
+    [
+        ("{{ range(100000) | list }}", 100_000),
+        ("{{ 'x' * 8388608 }}", 8_388_608),
+        ("{{ ('ab' ~ 'c') * 1000 }}", 3000),
+        ("{{ (2 ** 4095) | string }}", 1233),
+        ("{{ 'x' | center(8000000) }}", 8_000_000),
+        ("{% for i in range(100000) %}{{ i % 10 }}{% endfor %}", 100_000),
+    ],
+)
+def test_work_within_the_limits_renders(source, length):
+    assert len(render(source, {}, place=PLACE)) == length
+
+
+def test_a_text_output_past_the_size_limit_fails():
+    names = {"item": {"text": "x" * 1_000_000}}
+    source = "{% for i in range(9) %}{{ item.text }}{% endfor %}"
+    with pytest.raises(TemplateError) as caught:
+        render(source, names, place=PLACE)
+
+    assert caught.value.message == (
+        f"{PLACE}: over a limit: the output would build 9,000,000 characters or items"
+        " (at most 8,388,608)"
+    )
+
+
+def test_range_still_behaves_as_a_sequence():
+    assert render("{{ range(5)[1:3] | list }}", {}, place=PLACE) == [1, 2]
+    assert render("{{ range(5) | length }}", {}, place=PLACE) == 5
+    assert render("{{ range(5) | reverse | list }}", {}, place=PLACE) == [4, 3, 2, 1, 0]
+    assert render("{{ 3 in range(5) }}", {}, place=PLACE) is True
+
+
+@pytest.mark.parametrize(
+    ("source", "risky"),
+    [
+        ("{% for i in range(3) %}{{ i }}{% endfor %}", ["range"]),
+        ("{{ range(item.n) | join }}", ["range"]),
+        ("{{ '-' * item.depth }}", ["repeats"]),
+        ("{{ item.n * [0] }}", ["repeats"]),
+        ("{{ (item.a ~ '!') * 2 }}", ["repeats"]),
+        ("{% for i in range(2) %}{{ 'ab' * i }}{% endfor %}", ["range", "repeats"]),
+        ("{{ item.n * 3 }}", []),
+        ("{% for x in item.list %}{{ x }}{% endfor %}", []),
+    ],
+)
+def test_inspect_names_the_risks_of_ranges_and_repeats(source, risky):
+    usage = inspect(source)
+    assert isinstance(usage, Usage)
+    found = [word for word in ("range", "repeats") if any(word in risk for risk in usage.risks)]
+    assert found == risky
+
+
+def test_inspecting_a_template_never_computes_its_constants():
+    began = time.monotonic()
+    usage = inspect("{{ 10 ** (10 ** 8) }}{{ 'x' * 200000000 }}")
+    assert isinstance(usage, Usage)
+    assert time.monotonic() - began < 5
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{ item.big | default('') }}",
+        "{{ item.get('big') }}",
+        "{{ item.parts | first }}",
+        "{{ item.big }}",
+    ],
+)
+def test_data_a_template_only_hands_on_counts_against_no_limit(source):
+    big = "x" * (9 * 2**20)
+    names = {"item": {"big": big, "parts": [big]}}
+    assert render(source, names, place=PLACE) is big
