@@ -4,10 +4,11 @@ and paginationCtx, and the builders of every answer. A change of the contract is
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from engine.document import escape
 from engine.errors import Code, CtxError, EngineError, RequestError
 from engine.redaction import scrub
 from engine.schema import issues
@@ -56,7 +57,19 @@ _ITEMS = {
     "minItems": 1,
     "items": {"type": "object", "required": ["ctx"], "properties": {"ctx": _CTX}},
 }
-_RULES = {"type": ["array", "null"], "items": {"type": "object"}}
+_STRING_OR_NULL = {"type": ["string", "null"]}
+# An ExclusionRule handed back: a start reads its ctx's type (or its id) as a type name
+_RULES = {
+    "type": ["array", "null"],
+    "items": {
+        "type": "object",
+        "properties": {
+            "id": _STRING_OR_NULL,
+            "name": _STRING_OR_NULL,
+            "ctx": {"type": ["object", "null"], "properties": {"type": _STRING_OR_NULL}},
+        },
+    },
+}
 _BACKUP = {"options": _NULLABLE_OBJECT, "excludes": _RULES}
 _RESTORE = {
     "scenario": {"type": ["string", "null"]},
@@ -88,25 +101,88 @@ ROLES = ("root", "resource", "backup", "restore", "export", "cleanup")
 PAGINATION_ROLE = "pagination"
 
 
+MAX_DEPTH = 64  # nesting a request may have: deeper bodies only exhaust the recursion of encoders
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def parse_body(endpoint: str, raw: bytes) -> dict[str, Any]:
-    """The JSON body of a request to ``endpoint``, checked against its shape."""
+def decode(raw: bytes) -> Any:
+    """A request body as JSON (empty: an empty object); RequestError when it is not JSON, holds
+    a lone surrogate (it could never be encoded back) or nests deeper than MAX_DEPTH."""
     if not raw.strip():
-        body: Any = {}
-    else:
-        try:
-            body = json.loads(raw, parse_constant=_reject_constant)
-        except (ValueError, RecursionError) as exc:
-            raise RequestError("the request body is not valid JSON") from exc
+        return {}
+    try:
+        data = json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise RequestError("the request body is not valid JSON") from exc
+    problem = _unencodable(data)
+    if problem is not None:
+        raise RequestError(f"request body {problem}")
+    return data
+
+
+def _printable(token: str | int) -> str:
+    """A pointer token as text that encodes: a lone surrogate shows as its escape."""
+    return escape(token).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _unencodable(data: Any) -> str | None:
+    """Where ``data`` holds a lone surrogate or nests too deep, or None."""
+    stack: list[tuple[Any, str, int]] = [(data, "", 0)]
+    while stack:
+        node, pointer, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return f"{pointer}: nested deeper than {MAX_DEPTH} levels"
+        if isinstance(node, str) and not _encodes(node):
+            return f"{pointer or '/'}: holds a lone surrogate (not UTF-8 text)"
+        for key, child in _children(node):
+            if isinstance(key, str) and not _encodes(key):
+                return f"{pointer}/{_printable(key)}: its key holds a lone surrogate"
+            stack.append((child, f"{pointer}/{_printable(key)}", depth + 1))
+    return None
+
+
+def _children(node: Any) -> Iterable[tuple[str | int, Any]]:
+    if isinstance(node, dict):
+        return node.items()
+    return enumerate(node) if isinstance(node, list) else ()
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_body(endpoint: str, body: Any) -> dict[str, Any]:
+    """A decoded request body checked against the shape of ``endpoint``."""
     found = sorted(issues(REQUESTS[endpoint], body), key=lambda issue: issue.pointer)
     if found:
         problems = "; ".join(f"{issue.pointer or '/'}: {issue.message}" for issue in found)
         raise RequestError(f"request body {problems}")
     result: dict[str, Any] = body
     return result
+
+
+def parse_body(endpoint: str, raw: bytes) -> dict[str, Any]:
+    """The JSON body of a request to ``endpoint``, checked against its shape."""
+    return check_body(endpoint, decode(raw))
+
+
+def secret_trees(body: Any) -> tuple[Any, ...]:
+    """The secret parts of a decoded body (auth, settings, each storage's options), whatever
+    its shape: it is read before the body is checked, so that no error can show them."""
+    if not isinstance(body, Mapping):
+        return ()
+    trees = [body.get("auth"), body.get("settings")]
+    for place in (body.get("storage"), body.get("destination")):
+        if isinstance(place, Mapping):
+            trees.append(place.get("options"))
+    return tuple(tree for tree in trees if tree)
 
 
 def settings_of(body: Mapping[str, Any]) -> dict[str, Any] | None:
