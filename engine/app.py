@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from engine import wire
+from engine import openapi, wire
 from engine.clock import Clock, SystemClock
 from engine.definition import Definition
 from engine.errors import (
@@ -106,6 +106,11 @@ async def healthz(request: Request) -> Response:
     return JSONResponse({"status": "ok", "module": request.app.state.definition.id})
 
 
+async def openapi_json(request: Request) -> Response:
+    """The API's OpenAPI document: the contract only (no module data, no secrets), so no token."""
+    return JSONResponse(request.app.state.openapi)
+
+
 async def _engine_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, EngineError)
     return error_response(exc)
@@ -147,6 +152,7 @@ def create_app(
 
     routes = [Route(e.path, _view(e), methods=list(e.methods)) for e in ENDPOINTS]
     routes.append(Route("/healthz", healthz, methods=["GET"]))
+    routes.append(Route("/openapi.json", openapi_json, methods=["GET"]))
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
@@ -158,4 +164,5 @@ def create_app(
     )
     app.state.definition = definition
     app.state.settings = settings
+    app.state.openapi = openapi.document()
     return app

@@ -421,3 +421,94 @@ def task_body(
     if progress is not None:
         body["progress"] = {key: progress.get(key) for key in ("done", "total", "bytes")}
     return body | {key: value for key, value in extra.items() if value is not None}
+
+
+# --------------------------------------------------------------------------- answer shapes
+# What each endpoint answers (the builders above make them), for the OpenAPI document and the
+# checks of answers: keys the builders always write are required.
+
+
+def _shape(required: Sequence[str] = (), **properties: Any) -> dict[str, Any]:
+    return {"type": "object", "required": list(required), "properties": properties}
+
+
+def _list(items: Any) -> dict[str, Any]:
+    return {"type": "array", "items": items}
+
+
+_TEXT = {"type": "string"}
+_KIND = {"type": "string", "pattern": "^[a-z]+@"}
+_CTX_OUT = _shape(["kind"], kind=_KIND)
+_CODES = {"enum": [str(code) for code in Code]}
+ERROR_ENTRY = _shape(["code", "description"], code=_CODES, description=_TEXT, resource=_TEXT)
+ERROR_ENTRY["properties"]["field"] = _TEXT
+_ERRORS = _list(ERROR_ENTRY)
+_FIELD_TYPES = {"enum": ["text", "password", "switch", "dropdown", "number"]}
+_FIELDS = _list(_shape(["id", "type"], id=_TEXT, type=_FIELD_TYPES))
+_FORM = _shape(["columns", "payload"], columns=_list(_shape(["fields"], fields=_FIELDS)))
+_FORM["properties"]["payload"] = {"type": "object"}
+_LABEL = _shape(["key", "value"], key={"type": "string", "maxLength": 255}, value=_TEXT)
+_RESOURCE = _shape(
+    ["id", "name", "type", "hasSubresources", "canBackup", "ctx", "displayCtx"],
+    id=_STRING_OR_NULL,
+    name=_TEXT,
+    type=_TEXT,
+    hasSubresources={"type": "boolean"},
+    canBackup={"type": "boolean"},
+    ctx=_CTX_OUT,
+    displayCtx={"type": "object", "additionalProperties": _TEXT},
+    labels=_list(_LABEL),
+    location={"type": "object"},
+)
+_LISTING = {"resources": _list(_RESOURCE), "errors": _ERRORS, "paginationCtx": _CTX_OUT}
+_RULE = _shape(["id", "name", "ctx"], id=_TEXT, name=_TEXT, ctx=_CTX_OUT)
+_RULE["properties"]["subResources"] = _list({"type": "object"})
+_COUNT = {"type": ["integer", "null"], "minimum": 0}
+_TASK_CTX = _shape(["kind", "taskUuid"], kind=_KIND, taskUuid=_TEXT)
+_TASK_ANSWER = {
+    "status": {"enum": ["PENDING", "RUNNING", "DONE"]},
+    "taskUuid": _TEXT,
+    "ctx": _TASK_CTX,
+    "errors": _ERRORS,
+    "progress": _shape(["done", "total", "bytes"], done=_COUNT, total=_COUNT, bytes=_COUNT),
+    "workingPath": _TEXT,
+    "dryRun": {"type": "object"},
+}
+_SCENARIO = _shape(["type", "name", "description"], type=_TEXT, name=_TEXT, description=_TEXT)
+_MANIFEST = ["id", "name", "version", "description", "vendor", "engineVersion"]
+_CAPABILITIES = ["auth", "features", "supportedStorageTypes"]
+
+
+def _answer(required: Sequence[str] = (), **properties: Any) -> dict[str, Any]:
+    # any answer may carry the settings the platform must keep (spec: authUpdate)
+    update = _shape(["settings"], settings={"type": "object"})
+    return _shape(required, **properties, authUpdate=update)
+
+
+RESPONSES: dict[str, dict[str, Any]] = {
+    "version": _answer(
+        [*_MANIFEST, "capabilities"],
+        **dict.fromkeys(_MANIFEST, _TEXT),  # never mutated: shared safely
+        capabilities=_shape(_CAPABILITIES, **{key: _list(_TEXT) for key in _CAPABILITIES}),
+    ),
+    "authSchema": _answer(
+        ["schemaType", "schema"], schemaType={"const": "hycu-layout"}, schema=_FORM
+    ),
+    "authValidate": _answer(["valid", "errors"], valid={"type": "boolean"}, errors=_ERRORS),
+    "roots": _answer(["resources", "errors"], **_LISTING),
+    "resources": _answer(["resources", "errors"], **_LISTING),
+    "configBackup": _answer(
+        ["possibleExcludes"], possibleExcludes=_list(_RULE), possibleOptions=_FORM
+    ),
+    "scenariosRestore": _answer(["restoreScenarios"], restoreScenarios=_list(_SCENARIO)),
+    "configRestore": _answer(possibleOptions=_FORM),
+} | {
+    name: _answer(["status", "taskUuid", "ctx", "errors"], **_TASK_ANSWER)
+    for name in (*TASK_ROLES, "status", "bulkBackup", "bulkRestore", "bulkExport")
+}
+ERROR_ANSWER = _answer(
+    ["error"],
+    error=_shape(
+        ["code", "description"], code=_CODES, description=_TEXT, payload={"type": "object"}
+    ),
+)
