@@ -145,7 +145,7 @@ PATH = "b1/bucket.jsonl.zst"
         ),
         (
             _object_with(type="folder"),
-            f"object 0 ({PATH}) of manifest.json has type 'folder', which this module does not have",
+            f"object 0 ({PATH}) of manifest.json has type 'folder', which this module does not",
         ),
     ],
     ids=[
