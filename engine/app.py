@@ -15,10 +15,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from engine import wire
+from engine import openapi, wire
 from engine.clock import Clock, SystemClock
 from engine.definition import Definition
-from engine.errors import EngineError, MethodError, NotFoundError, UnauthorizedError
+from engine.errors import (
+    BodyTooLarge,
+    EngineError,
+    MethodError,
+    NotFoundError,
+    UnauthorizedError,
+)
 from engine.outbound import outbound
 from engine.redaction import guarding, scrub
 from engine.routes import ENDPOINTS, ENGINE_VERSION, Call, Endpoint
@@ -47,37 +53,50 @@ def _authorize(request: Request, token: str | None) -> None:
         raise UnauthorizedError("missing or wrong engine API token")
 
 
+async def _payload(request: Request, limit: int) -> Any:
+    """The decoded JSON body, read chunk by chunk: past ``limit`` bytes (declared or counted)
+    it is refused before the rest arrives, so a huge body is never held whole."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(f"the request body is over {limit} bytes (ENGINE_MAX_BODY)")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"the request body is over {limit} bytes (ENGINE_MAX_BODY)")
+        chunks.append(chunk)
+    return wire.decode(b"".join(chunks))
+
+
+async def _answer(endpoint: Endpoint, request: Request, data: Any) -> Response:
+    """The endpoint's answer to a decoded body, or its error (secrets already guarded)."""
+    state = request.state
+    app = request.app.state
+    call = Call(app.definition, app.settings, state.outbound, {}, state.tasks)
+    try:
+        call.body = wire.check_body(endpoint.shape, data)
+        answer = await endpoint.handler(call)
+        update = call.auth_update()
+        if update:
+            answer = answer | {"authUpdate": {"settings": update}}
+        return JSONResponse(answer)
+    except EngineError as exc:
+        log.info("%s failed: %s", endpoint.path, exc.message, extra={"endpoint": endpoint.path})
+        return error_response(exc, call.auth_update() | dict(exc.auth_update or {}))
+    except Exception:
+        log.exception("%s failed unexpectedly", endpoint.path, extra={"endpoint": endpoint.path})
+        return error_response(EngineError("internal error; see the engine's log"))
+
+
 def _view(endpoint: Endpoint) -> Any:
     async def view(request: Request) -> Response:
         settings: Settings = request.app.state.settings
         _authorize(request, settings.api_token)
         post = request.method == "POST"
-        body = wire.parse_body(endpoint.shape, await request.body()) if post else {}
-        secrets = (
-            body.get("auth"),
-            body.get("settings"),
-            (body.get("storage") or {}).get("options"),
-            (body.get("destination") or {}).get("options"),
-        )
-        with guarding(*secrets):
-            state = request.state
-            call = Call(request.app.state.definition, settings, state.outbound, body, state.tasks)
-            try:
-                answer = await endpoint.handler(call)
-                update = call.auth_update()
-                if update:
-                    answer = answer | {"authUpdate": {"settings": update}}
-                return JSONResponse(answer)
-            except EngineError as exc:
-                log.info(
-                    "%s failed: %s", endpoint.path, exc.message, extra={"endpoint": endpoint.path}
-                )
-                return error_response(exc, call.auth_update() | dict(exc.auth_update or {}))
-            except Exception:
-                log.exception(
-                    "%s failed unexpectedly", endpoint.path, extra={"endpoint": endpoint.path}
-                )
-                return error_response(EngineError("internal error; see the engine's log"))
+        data = await _payload(request, settings.max_body) if post else {}
+        with guarding(*wire.secret_trees(data)):
+            return await _answer(endpoint, request, data)
 
     return view
 
@@ -85,6 +104,11 @@ def _view(endpoint: Endpoint) -> Any:
 async def healthz(request: Request) -> Response:
     """Liveness/readiness probe: 200 while the process can serve."""
     return JSONResponse({"status": "ok", "module": request.app.state.definition.id})
+
+
+async def openapi_json(request: Request) -> Response:
+    """The API's OpenAPI document: the contract only (no module data, no secrets), so no token."""
+    return JSONResponse(request.app.state.openapi)
 
 
 async def _engine_error(request: Request, exc: Exception) -> Response:
@@ -130,6 +154,7 @@ def create_app(
 
     routes = [Route(e.path, _view(e), methods=list(e.methods)) for e in ENDPOINTS]
     routes.append(Route("/healthz", healthz, methods=["GET"]))
+    routes.append(Route("/openapi.json", openapi_json, methods=["GET"]))
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
@@ -141,4 +166,5 @@ def create_app(
     )
     app.state.definition = definition
     app.state.settings = settings
+    app.state.openapi = openapi.document()
     return app

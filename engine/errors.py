@@ -8,6 +8,7 @@ Every exception the engine raises on purpose derives from ``EngineError``::
     |   +-- CtxError            a ctx of another module, unknown role, missing values (400 BAD_CTX)
     |   +-- MethodError         a method the endpoint does not take (405 BAD_REQUEST)
     |   +-- PathError           a storage path or URL that is malformed or leaves its root (400)
+    |   +-- BodyTooLarge        a request body over ENGINE_MAX_BODY (413 BODY_TOO_LARGE)
     +-- UnauthorizedError       missing or wrong ENGINE_API_TOKEN (401 UNAUTHORIZED)
     +-- NotFoundError           unknown endpoint or undeclared feature (404 NOT_FOUND)
     +-- SettingsError           auth settings break the form's rules (422 INVALID_SETTINGS)
@@ -20,7 +21,9 @@ Every exception the engine raises on purpose derives from ``EngineError``::
     +-- StorageNotAllowed       a storage URL outside ENGINE_STORAGE_ALLOW (403 STORAGE_NOT_ALLOWED)
     +-- StorageError            storage unreachable or failing (503 STORAGE_ERROR)
     |   +-- ObjectNotFound      an object to read does not exist (503 STORAGE_ERROR)
-    |   +-- ChecksumMismatch    an object differs from its record (500 CHECKSUM_MISMATCH)
+    |   +-- BackupDamaged       a backup's object is missing or unreadable, or its manifest entry
+    |   |   |                   is malformed or names an unknown type (400 BACKUP_DAMAGED)
+    |   |   +-- ChecksumMismatch  an object differs from its record (400 CHECKSUM_MISMATCH)
     |   +-- LeaseLost           a conditional write found another writer first (503 UNAVAILABLE)
     +-- IncompleteBackup        no manifest, or a malformed one (400 INCOMPLETE_BACKUP)
     +-- BackupExists            a new backup at a url holding a complete one (400 BACKUP_EXISTS)
@@ -51,11 +54,13 @@ class Code(StrEnum):
     STORAGE_ERROR = "STORAGE_ERROR"
     STORAGE_NOT_ALLOWED = "STORAGE_NOT_ALLOWED"
     CHECKSUM_MISMATCH = "CHECKSUM_MISMATCH"
+    BACKUP_DAMAGED = "BACKUP_DAMAGED"
     INCOMPLETE_BACKUP = "INCOMPLETE_BACKUP"
     BACKUP_EXISTS = "BACKUP_EXISTS"
     PAGINATION_STOPPED = "PAGINATION_STOPPED"
     HOOK_FAILED = "HOOK_FAILED"
     UNAVAILABLE = "UNAVAILABLE"
+    BODY_TOO_LARGE = "BODY_TOO_LARGE"
     INTERNAL = "INTERNAL"
 
 
@@ -173,6 +178,13 @@ class PathError(RequestError):
         self.template = template
 
 
+class BodyTooLarge(RequestError):
+    """Raised for a request body longer than ENGINE_MAX_BODY (declared or counted)."""
+
+    code = Code.BODY_TOO_LARGE
+    status = 413
+
+
 class StorageNotAllowed(EngineError):
     """Raised for a storage URL outside ENGINE_STORAGE_ALLOW, or of a protocol never storage."""
 
@@ -196,11 +208,18 @@ class ObjectNotFound(StorageError):
     """Raised when an object to read (or its bucket) does not exist."""
 
 
-class ChecksumMismatch(StorageError):
+class BackupDamaged(StorageError):
+    """Raised when a backup's manifest is there but what it lists cannot be restored: an object
+    missing or unreadable, an entry malformed or of a type the module does not have."""
+
+    code = Code.BACKUP_DAMAGED
+    status = 400
+
+
+class ChecksumMismatch(BackupDamaged):
     """Raised when a stored object's size or SHA-256 differs from its record."""
 
     code = Code.CHECKSUM_MISMATCH
-    status = 500
 
 
 class IncompleteBackup(EngineError):

@@ -29,7 +29,7 @@ async def run(job: Job) -> None:
     """The export task: verify everything, copy each object, write the copy's manifest last."""
     destination = job.destination
     assert destination is not None, "an export names its destination"
-    found = await manifest.read(job.storage, job.definition.id)
+    found = await manifest.read(job.storage, job.definition.id, job.definition.types)
     entries = list(found.entries)
     await manifest.verify(job.storage, entries, job.concurrency)
     await destination.sweep()  # a resumed export: what the killed run left half-written

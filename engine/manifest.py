@@ -4,15 +4,24 @@ it is built and how it is read back. Its presence is what makes a backup complet
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from engine.concurrently import for_each
 from engine.definition import Definition, ResourceType
-from engine.errors import IncompleteBackup, LeaseLost, ObjectNotFound, StorageError
-from engine.schema import issues
-from engine.storage import MANIFEST, ObjectInfo, Storage
+from engine.errors import (
+    BackupDamaged,
+    IncompleteBackup,
+    LeaseLost,
+    ObjectNotFound,
+    PathError,
+    StorageError,
+)
+from engine.locations import check_path
+from engine.schema import Issue, issues
+from engine.storage import CODECS, MANIFEST, ObjectInfo, Storage
 
 FORMAT = 1  # bump on an incompatible change; restore reads every format up to this one
 
@@ -27,7 +36,7 @@ _OBJECT = {
         "step": _STRING,
         "values": {"type": "object"},
         "format": {"enum": ["json", "jsonl", "raw"]},
-        "compression": {"type": ["string", "null"]},
+        "compression": {"enum": list(CODECS)},
         "size": _COUNT,
         "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
         "rawSize": _COUNT,
@@ -136,14 +145,42 @@ def build(
     }
 
 
-def parse(data: Any, module_id: str) -> Manifest:
-    """A manifest read from storage; IncompleteBackup naming what is wrong with it."""
-    found = issues(SHAPE, data)
+def _malformed(data: Any, issue: Issue) -> IncompleteBackup | BackupDamaged:
+    """A problem of the manifest as a whole makes the backup incomplete; one of an object's
+    entry makes it damaged, naming that object."""
+    where = f"at '{issue.pointer or '/'}': {issue.message}"
+    parts = issue.pointer.split("/")
+    if len(parts) < 3 or parts[1] != "objects":
+        return IncompleteBackup(f"{MANIFEST} is malformed {where}")
+    entry = data["objects"][int(parts[2])]
+    path = entry.get("path") if isinstance(entry, Mapping) else None
+    named = f"object {parts[2]} ({path})" if isinstance(path, str) else f"object {parts[2]}"
+    return BackupDamaged(f"{named} of {MANIFEST} is malformed {where}", url="", path=path)
+
+
+def _check_entry(index: int, data: Mapping[str, Any], types: Collection[str] | None) -> None:
+    """BackupDamaged when an entry names a type the module lacks or a path it could not write."""
+    path = data["path"]
+    if types is not None and data["type"] not in types:
+        message = f"object {index} ({path}) of {MANIFEST} has type '{data['type']}'"
+        raise BackupDamaged(f"{message}, which this module does not have", url="", path=path)
+    try:
+        check_path(path)
+    except PathError as exc:
+        message = f"object {index} of {MANIFEST} has an unsafe path: {exc.message}"
+        raise BackupDamaged(message, url="", path=None) from exc
+
+
+def parse(data: Any, module_id: str, types: Collection[str] | None = None) -> Manifest:
+    """A manifest read from storage: IncompleteBackup naming what is wrong with it as a whole,
+    BackupDamaged naming a malformed object entry (or one of a type not in ``types``)."""
+    # problems of the whole manifest first: they make the backup incomplete, not damaged
+    found = sorted(
+        issues(SHAPE, data),
+        key=lambda issue: (issue.pointer.startswith("/objects/"), issue.pointer),
+    )
     if found:
-        first = found[0]
-        raise IncompleteBackup(
-            f"{MANIFEST} is malformed at '{first.pointer or '/'}': {first.message}"
-        )
+        raise _malformed(data, found[0])
     if data["format"] > FORMAT:
         raise IncompleteBackup(
             f"{MANIFEST} has format {data['format']}, newer than this engine reads ({FORMAT})"
@@ -152,13 +189,15 @@ def parse(data: Any, module_id: str) -> Manifest:
         raise IncompleteBackup(
             f"{MANIFEST} belongs to module '{data['module']['id']}', not '{module_id}'"
         )
+    for index, entry in enumerate(data["objects"]):
+        _check_entry(index, entry, types)
     entries = [Entry.from_json(entry) for entry in data["objects"]]
     return Manifest(data["taskUuid"], data["module"], data.get("items", []), entries, data)
 
 
-async def read(storage: Storage, module_id: str) -> Manifest:
+async def read(storage: Storage, module_id: str, types: Collection[str] | None = None) -> Manifest:
     """The manifest of the backup at ``storage``; IncompleteBackup when there is none or it
-    cannot be read as one, StorageError when storage fails."""
+    cannot be read as one, BackupDamaged for a bad entry, StorageError when storage fails."""
     try:
         data = await storage.read_json(MANIFEST)
     except ObjectNotFound as exc:
@@ -169,13 +208,31 @@ async def read(storage: Storage, module_id: str) -> Manifest:
         if "JSON" not in exc.message:
             raise
         raise IncompleteBackup(f"{MANIFEST} at {storage.url} is not valid JSON") from exc
-    return parse(data, module_id)
+    return parse(data, module_id, types)
+
+
+@contextmanager
+def listed(storage: Storage, path: str) -> Iterator[None]:
+    """Reading an object the manifest lists: its absence is a damaged backup, naming it."""
+    try:
+        yield
+    except ObjectNotFound as exc:
+        message = f"{path} is listed in {MANIFEST} but missing under {storage.url}"
+        raise BackupDamaged(
+            f"the backup is damaged: {message}", url=storage.url, path=path
+        ) from exc
 
 
 async def verify(storage: Storage, entries: Sequence[Entry], concurrency: int) -> None:
     """Checks every object's size and SHA-256 against its entry; ChecksumMismatch (naming the
-    object) at the first that differs, before anything is written anywhere."""
-    await for_each(storage.verify, [entry.info for entry in entries], limit=concurrency)
+    object) at the first that differs, BackupDamaged at one missing, before anything is
+    written anywhere."""
+
+    async def one(info: ObjectInfo) -> None:
+        with listed(storage, info.path):
+            await storage.verify(info)
+
+    await for_each(one, [entry.info for entry in entries], limit=concurrency)
 
 
 def resource_key(kind: ResourceType, values: Mapping[str, Any]) -> tuple[str, str]:

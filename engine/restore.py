@@ -16,7 +16,15 @@ from typing import Any
 from engine import manifest
 from engine.concurrently import for_each, for_each_arriving
 from engine.definition import ResourceType, Scenario
-from engine.errors import EngineError, Ignored, RequestError, SaasAuthError, SaasError, StorageError
+from engine.errors import (
+    BackupDamaged,
+    EngineError,
+    Ignored,
+    RequestError,
+    SaasAuthError,
+    SaasError,
+    StorageError,
+)
 from engine.job import Job
 from engine.manifest import Entry, by_resource, resource_key
 from engine.storage import Storage
@@ -54,6 +62,12 @@ def selected(entries: Sequence[Entry], items: Sequence[Mapping[str, Any]]) -> li
 async def records_of(storage: Storage, entry: Entry) -> AsyncGenerator[Any, None]:
     """The records a stored object holds: JSON Lines one by one, a JSON array item by item, any
     other JSON value or a raw (text) object as one record."""
+    with manifest.listed(storage, entry.path):
+        async for record in _records(storage, entry):
+            yield record
+
+
+async def _records(storage: Storage, entry: Entry) -> AsyncGenerator[Any, None]:
     async with storage.reader(entry.path, compression=entry.info.compression) as reader:
         if entry.format == "jsonl":
             rest = b""
@@ -62,29 +76,31 @@ async def records_of(storage: Storage, entry: Entry) -> AsyncGenerator[Any, None
                 rest = lines.pop()
                 for line in lines:
                     if line.strip():
-                        yield _parsed(line, entry)
+                        yield _parsed(line, entry, storage.url)
             if rest.strip():
-                yield _parsed(rest, entry)
+                yield _parsed(rest, entry, storage.url)
             return
         whole = b"".join([chunk async for chunk in reader])
     if entry.format == "raw":
         try:
             yield whole.decode()
         except UnicodeDecodeError as exc:
-            raise StorageError(f"{entry.path} is not UTF-8 text", url="", path=entry.path) from exc
+            raise _damaged(entry, storage.url, "is not UTF-8 text") from exc
         return
-    data = _parsed(whole, entry)
+    data = _parsed(whole, entry, storage.url)
     for record in data if isinstance(data, list) else [data]:
         yield record
 
 
-def _parsed(line: bytes, entry: Entry) -> Any:
+def _parsed(line: bytes, entry: Entry, url: str) -> Any:
     try:
         return json.loads(line)
     except ValueError as exc:
-        raise StorageError(
-            f"{entry.path} holds a record that is not JSON", url="", path=entry.path
-        ) from exc
+        raise _damaged(entry, url, "holds a record that is not JSON") from exc
+
+
+def _damaged(entry: Entry, url: str, why: str) -> BackupDamaged:
+    return BackupDamaged(f"the backup is damaged: {entry.path} {why}", url=url, path=entry.path)
 
 
 @dataclass
@@ -119,7 +135,7 @@ class Restore:
 
     async def run(self) -> None:
         """Verifies, then writes back every selected object, depth by depth."""
-        found = await manifest.read(self.job.storage, self.definition.id)
+        found = await manifest.read(self.job.storage, self.definition.id, self.definition.types)
         entries = selected(found.entries, self.job.request["items"])
         await manifest.verify(self.job.storage, entries, self.job.concurrency)
         levels = self._levels(entries)

@@ -127,6 +127,13 @@ VARIABLES: dict[str, Variable] = {
     "max_connections": Variable(
         "ENGINE_MAX_CONNECTIONS", "64", _positive, "Size of the outbound HTTP connection pool."
     ),
+    "max_body": Variable(
+        "ENGINE_MAX_BODY",
+        str(4 << 20),
+        _positive,
+        "Largest request body in bytes (413 `BODY_TOO_LARGE` past it): 4 MiB holds a bulk "
+        "request of 1,000 items with ctxs of 4 KB each.",
+    ),
     "log_level": Variable("ENGINE_LOG_LEVEL", "INFO", _level, "Log level of the JSON logs."),
     "backup_dir": Variable(
         "ENGINE_BACKUP_DIR", "./backups", _file_url, "The local backup folder (a file:// URL)."
@@ -204,6 +211,7 @@ class Settings:
     api_token: str | None = None
     pages_per_call: int = 10
     max_connections: int = 64
+    max_body: int = 4 << 20
     log_level: str = "INFO"
     backup_dir: str = field(default_factory=lambda: _file_url("./backups"))
     storage_allow: tuple[str, ...] | None = None

@@ -430,7 +430,7 @@ class Tasks:
             raise BackupExists(f"{storage.url} already holds a complete backup (its {MANIFEST})")
 
     async def _complete_backup(self, storage: Storage) -> None:
-        await manifest.read(storage, self.definition.id)
+        await manifest.read(storage, self.definition.id, self.definition.types)
 
     async def _nothing(self, storage: Storage) -> None:
         return None

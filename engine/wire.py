@@ -4,10 +4,11 @@ and paginationCtx, and the builders of every answer. A change of the contract is
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from engine.document import escape
 from engine.errors import Code, CtxError, EngineError, RequestError
 from engine.redaction import scrub
 from engine.schema import issues
@@ -56,7 +57,19 @@ _ITEMS = {
     "minItems": 1,
     "items": {"type": "object", "required": ["ctx"], "properties": {"ctx": _CTX}},
 }
-_RULES = {"type": ["array", "null"], "items": {"type": "object"}}
+_STRING_OR_NULL = {"type": ["string", "null"]}
+# An ExclusionRule handed back: a start reads its ctx's type (or its id) as a type name
+_RULES = {
+    "type": ["array", "null"],
+    "items": {
+        "type": "object",
+        "properties": {
+            "id": _STRING_OR_NULL,
+            "name": _STRING_OR_NULL,
+            "ctx": {"type": ["object", "null"], "properties": {"type": _STRING_OR_NULL}},
+        },
+    },
+}
 _BACKUP = {"options": _NULLABLE_OBJECT, "excludes": _RULES}
 _RESTORE = {
     "scenario": {"type": ["string", "null"]},
@@ -88,25 +101,88 @@ ROLES = ("root", "resource", "backup", "restore", "export", "cleanup")
 PAGINATION_ROLE = "pagination"
 
 
+MAX_DEPTH = 64  # nesting a request may have: deeper bodies only exhaust the recursion of encoders
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def parse_body(endpoint: str, raw: bytes) -> dict[str, Any]:
-    """The JSON body of a request to ``endpoint``, checked against its shape."""
+def decode(raw: bytes) -> Any:
+    """A request body as JSON (empty: an empty object); RequestError when it is not JSON, holds
+    a lone surrogate (it could never be encoded back) or nests deeper than MAX_DEPTH."""
     if not raw.strip():
-        body: Any = {}
-    else:
-        try:
-            body = json.loads(raw, parse_constant=_reject_constant)
-        except (ValueError, RecursionError) as exc:
-            raise RequestError("the request body is not valid JSON") from exc
+        return {}
+    try:
+        data = json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise RequestError("the request body is not valid JSON") from exc
+    problem = _unencodable(data)
+    if problem is not None:
+        raise RequestError(f"request body {problem}")
+    return data
+
+
+def _printable(token: str | int) -> str:
+    """A pointer token as text that encodes: a lone surrogate shows as its escape."""
+    return escape(token).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _unencodable(data: Any) -> str | None:
+    """Where ``data`` holds a lone surrogate or nests too deep, or None."""
+    stack: list[tuple[Any, str, int]] = [(data, "", 0)]
+    while stack:
+        node, pointer, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            return f"{pointer}: nested deeper than {MAX_DEPTH} levels"
+        if isinstance(node, str) and not _encodes(node):
+            return f"{pointer or '/'}: holds a lone surrogate (not UTF-8 text)"
+        for key, child in _children(node):
+            if isinstance(key, str) and not _encodes(key):
+                return f"{pointer}/{_printable(key)}: its key holds a lone surrogate"
+            stack.append((child, f"{pointer}/{_printable(key)}", depth + 1))
+    return None
+
+
+def _children(node: Any) -> Iterable[tuple[str | int, Any]]:
+    if isinstance(node, dict):
+        return node.items()
+    return enumerate(node) if isinstance(node, list) else ()
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def check_body(endpoint: str, body: Any) -> dict[str, Any]:
+    """A decoded request body checked against the shape of ``endpoint``."""
     found = sorted(issues(REQUESTS[endpoint], body), key=lambda issue: issue.pointer)
     if found:
         problems = "; ".join(f"{issue.pointer or '/'}: {issue.message}" for issue in found)
         raise RequestError(f"request body {problems}")
     result: dict[str, Any] = body
     return result
+
+
+def parse_body(endpoint: str, raw: bytes) -> dict[str, Any]:
+    """The JSON body of a request to ``endpoint``, checked against its shape."""
+    return check_body(endpoint, decode(raw))
+
+
+def secret_trees(body: Any) -> tuple[Any, ...]:
+    """The secret parts of a decoded body (auth, settings, each storage's options), whatever
+    its shape: it is read before the body is checked, so that no error can show them."""
+    if not isinstance(body, Mapping):
+        return ()
+    trees = [body.get("auth"), body.get("settings")]
+    for place in (body.get("storage"), body.get("destination")):
+        if isinstance(place, Mapping):
+            trees.append(place.get("options"))
+    return tuple(tree for tree in trees if tree)
 
 
 def settings_of(body: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -345,3 +421,94 @@ def task_body(
     if progress is not None:
         body["progress"] = {key: progress.get(key) for key in ("done", "total", "bytes")}
     return body | {key: value for key, value in extra.items() if value is not None}
+
+
+# --------------------------------------------------------------------------- answer shapes
+# What each endpoint answers (the builders above make them), for the OpenAPI document and the
+# checks of answers: keys the builders always write are required.
+
+
+def _shape(required: Sequence[str] = (), **properties: Any) -> dict[str, Any]:
+    return {"type": "object", "required": list(required), "properties": properties}
+
+
+def _list(items: Any) -> dict[str, Any]:
+    return {"type": "array", "items": items}
+
+
+_TEXT = {"type": "string"}
+_KIND = {"type": "string", "pattern": "^[a-z]+@"}
+_CTX_OUT = _shape(["kind"], kind=_KIND)
+_CODES = {"enum": [str(code) for code in Code]}
+ERROR_ENTRY = _shape(["code", "description"], code=_CODES, description=_TEXT, resource=_TEXT)
+ERROR_ENTRY["properties"]["field"] = _TEXT
+_ERRORS = _list(ERROR_ENTRY)
+_FIELD_TYPES = {"enum": ["text", "password", "switch", "dropdown", "number"]}
+_FIELDS = _list(_shape(["id", "type"], id=_TEXT, type=_FIELD_TYPES))
+_FORM = _shape(["columns", "payload"], columns=_list(_shape(["fields"], fields=_FIELDS)))
+_FORM["properties"]["payload"] = {"type": "object"}
+_LABEL = _shape(["key", "value"], key={"type": "string", "maxLength": 255}, value=_TEXT)
+_RESOURCE = _shape(
+    ["id", "name", "type", "hasSubresources", "canBackup", "ctx", "displayCtx"],
+    id=_STRING_OR_NULL,
+    name=_TEXT,
+    type=_TEXT,
+    hasSubresources={"type": "boolean"},
+    canBackup={"type": "boolean"},
+    ctx=_CTX_OUT,
+    displayCtx={"type": "object", "additionalProperties": _TEXT},
+    labels=_list(_LABEL),
+    location={"type": "object"},
+)
+_LISTING = {"resources": _list(_RESOURCE), "errors": _ERRORS, "paginationCtx": _CTX_OUT}
+_RULE = _shape(["id", "name", "ctx"], id=_TEXT, name=_TEXT, ctx=_CTX_OUT)
+_RULE["properties"]["subResources"] = _list({"type": "object"})
+_COUNT = {"type": ["integer", "null"], "minimum": 0}
+_TASK_CTX = _shape(["kind", "taskUuid"], kind=_KIND, taskUuid=_TEXT)
+_TASK_ANSWER = {
+    "status": {"enum": ["PENDING", "RUNNING", "DONE"]},
+    "taskUuid": _TEXT,
+    "ctx": _TASK_CTX,
+    "errors": _ERRORS,
+    "progress": _shape(["done", "total", "bytes"], done=_COUNT, total=_COUNT, bytes=_COUNT),
+    "workingPath": _TEXT,
+    "dryRun": {"type": "object"},
+}
+_SCENARIO = _shape(["type", "name", "description"], type=_TEXT, name=_TEXT, description=_TEXT)
+_MANIFEST = ["id", "name", "version", "description", "vendor", "engineVersion"]
+_CAPABILITIES = ["auth", "features", "supportedStorageTypes"]
+
+
+def _answer(required: Sequence[str] = (), **properties: Any) -> dict[str, Any]:
+    # any answer may carry the settings the platform must keep (spec: authUpdate)
+    update = _shape(["settings"], settings={"type": "object"})
+    return _shape(required, **properties, authUpdate=update)
+
+
+RESPONSES: dict[str, dict[str, Any]] = {
+    "version": _answer(
+        [*_MANIFEST, "capabilities"],
+        **dict.fromkeys(_MANIFEST, _TEXT),  # never mutated: shared safely
+        capabilities=_shape(_CAPABILITIES, **{key: _list(_TEXT) for key in _CAPABILITIES}),
+    ),
+    "authSchema": _answer(
+        ["schemaType", "schema"], schemaType={"const": "hycu-layout"}, schema=_FORM
+    ),
+    "authValidate": _answer(["valid", "errors"], valid={"type": "boolean"}, errors=_ERRORS),
+    "roots": _answer(["resources", "errors"], **_LISTING),
+    "resources": _answer(["resources", "errors"], **_LISTING),
+    "configBackup": _answer(
+        ["possibleExcludes"], possibleExcludes=_list(_RULE), possibleOptions=_FORM
+    ),
+    "scenariosRestore": _answer(["restoreScenarios"], restoreScenarios=_list(_SCENARIO)),
+    "configRestore": _answer(possibleOptions=_FORM),
+} | {
+    name: _answer(["status", "taskUuid", "ctx", "errors"], **_TASK_ANSWER)
+    for name in (*TASK_ROLES, "status", "bulkBackup", "bulkRestore", "bulkExport")
+}
+ERROR_ANSWER = _answer(
+    ["error"],
+    error=_shape(
+        ["code", "description"], code=_CODES, description=_TEXT, payload={"type": "object"}
+    ),
+)

@@ -1,6 +1,6 @@
 """engine.manifest: the manifest built from a backup's entries and parsed back, malformed ones
-refused as IncompleteBackup, stored objects verified against it, and entries grouped by the
-resource they belong to."""
+refused as IncompleteBackup (the whole) or BackupDamaged (an object's entry), stored objects
+verified against it, and entries grouped by the resource they belong to."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from engine import manifest
-from engine.errors import ChecksumMismatch, IncompleteBackup, ObjectNotFound
+from engine.errors import BackupDamaged, ChecksumMismatch, Code, IncompleteBackup
 from engine.manifest import Entry, build, by_resource, parse, resource_key
 from engine.storage import Storage
 from tests.taskparts import SHELF, entry, local_storage, shelf, write_object
@@ -93,10 +93,7 @@ def _object_with(**changes: Any) -> dict[str, Any]:
         (document(module={"version": "1"}), "at '/module': missing required key 'id'"),
         (document(format=0), "at '/format': "),
         (document(objects={}), "at '/objects': "),
-        (document(objects=[_without(_object_with(), "sha256")]), "at '/objects/0': "),
-        (document(objects=[_object_with(sha256="ABC")]), "at '/objects/0/sha256': "),
-        (document(objects=[_object_with(size=-1)]), "at '/objects/0/size': "),
-        (document(objects=[_object_with(format="xml")]), "at '/objects/0/format': "),
+        (document(taskUuid=7, objects=[_object_with(size=-1)]), "at '/taskUuid': "),
     ],
     ids=[
         "not a mapping",
@@ -104,16 +101,76 @@ def _object_with(**changes: Any) -> dict[str, Any]:
         "module without id",
         "format zero",
         "objects a mapping",
-        "object without checksum",
-        "checksum not hex",
-        "negative size",
-        "unknown format",
+        "whole before entries",
     ],
 )
 def test_a_malformed_manifest_is_an_incomplete_backup_naming_the_place(data: Any, message: str):
     with pytest.raises(IncompleteBackup) as caught:
         parse(data, "shelf")
     assert caught.value.message.startswith(f"manifest.json is malformed {message}")
+
+
+PATH = "b1/bucket.jsonl.zst"
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        (
+            _without(_object_with(), "sha256"),
+            f"object 0 ({PATH}) of manifest.json is malformed at '/objects/0': ",
+        ),
+        (
+            _object_with(sha256="ABC"),
+            f"object 0 ({PATH}) of manifest.json is malformed at '/objects/0/sha256': ",
+        ),
+        (
+            _object_with(size=-1),
+            f"object 0 ({PATH}) of manifest.json is malformed at '/objects/0/size': ",
+        ),
+        (
+            _object_with(format="xml"),
+            f"object 0 ({PATH}) of manifest.json is malformed at '/objects/0/format': ",
+        ),
+        (
+            _object_with(compression="lz9"),
+            f"object 0 ({PATH}) of manifest.json is malformed at '/objects/0/compression': ",
+        ),
+        (_object_with(path=5), "object 0 of manifest.json is malformed at '/objects/0/path': "),
+        ("b1/bucket.json", "object 0 of manifest.json is malformed at '/objects/0': "),
+        (_object_with(path="../up.json"), "object 0 of manifest.json has an unsafe path: "),
+        (
+            _object_with(path=".engine/tasks/x.json"),
+            "object 0 of manifest.json has an unsafe path: ",
+        ),
+        (
+            _object_with(type="folder"),
+            f"object 0 ({PATH}) of manifest.json has type 'folder', which this module does not",
+        ),
+    ],
+    ids=[
+        "object without checksum",
+        "checksum not hex",
+        "negative size",
+        "unknown format",
+        "unknown compression",
+        "path not a string",
+        "entry not a mapping",
+        "path leaving the root",
+        "path in the engine's place",
+        "unknown type",
+    ],
+)
+def test_a_malformed_object_entry_is_a_damaged_backup_naming_the_object(entry: Any, message: str):
+    with pytest.raises(BackupDamaged) as caught:
+        parse(document(objects=[entry]), "shelf", shelf().types)
+    assert caught.value.message.startswith(message)
+    assert caught.value.code == Code.BACKUP_DAMAGED
+    assert caught.value.status == 400
+
+
+def test_an_unknown_type_is_only_checked_against_the_types_given():
+    assert parse(document(objects=[_object_with(type="folder")]), "shelf").entries
 
 
 def test_a_manifest_of_a_newer_format_is_an_incomplete_backup():
@@ -186,6 +243,7 @@ async def test_verify_names_an_object_whose_bytes_changed(tmp_path: Path):
     with pytest.raises(ChecksumMismatch) as caught:
         await manifest.verify(storage, stored, concurrency=2)
 
+    assert (caught.value.code, caught.value.status) == (Code.CHECKSUM_MISMATCH, 400)
     assert caught.value.path == "b1/c1/records.jsonl.zst"
     assert caught.value.message.startswith(
         f"cannot verify b1/c1/records.jsonl.zst under {storage.url}: "
@@ -193,16 +251,20 @@ async def test_verify_names_an_object_whose_bytes_changed(tmp_path: Path):
     assert f"where its record says {stored[1].info.size} bytes" in caught.value.message
 
 
-async def test_verify_names_an_object_that_is_missing(tmp_path: Path):
+async def test_verify_names_an_object_that_is_missing_as_a_damaged_backup(tmp_path: Path):
     storage = local_storage(tmp_path)
     stored = await _stored_entries(storage)
     await storage.remove("b1/bucket.json.zst")
 
-    with pytest.raises(ObjectNotFound) as caught:
+    with pytest.raises(BackupDamaged) as caught:
         await manifest.verify(storage, stored, concurrency=2)
 
+    assert (caught.value.code, caught.value.status) == (Code.BACKUP_DAMAGED, 400)
     assert caught.value.path == "b1/bucket.json.zst"
-    assert caught.value.message == f"cannot read b1/bucket.json.zst under {storage.url}: not found"
+    assert caught.value.message == (
+        "the backup is damaged: b1/bucket.json.zst is listed in manifest.json but missing "
+        f"under {storage.url}"
+    )
 
 
 # --------------------------------------------------------------------------- resources

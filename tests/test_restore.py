@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from engine.errors import RequestError, StorageError, TemplateError
+from engine.errors import BackupDamaged, RequestError, TemplateError
 from engine.restore import conflict_policy, records_of, selected
 from engine.storage import CHUNK_SIZE
 from tests.taskparts import entry, memory_storage, write_object
@@ -120,10 +120,10 @@ async def test_a_raw_object_is_one_text_record():
     assert await records(text.encode(), "raw") == [text]
 
 
-async def test_a_raw_object_that_is_not_utf8_is_a_storage_error_naming_it():
-    with pytest.raises(StorageError) as caught:
+async def test_a_raw_object_that_is_not_utf8_is_a_damaged_backup_naming_it():
+    with pytest.raises(BackupDamaged) as caught:
         await records(b"\xff\xfe binary", "raw")
-    assert caught.value.message == "b1/records.raw.zst is not UTF-8 text"
+    assert caught.value.message == "the backup is damaged: b1/records.raw.zst is not UTF-8 text"
     assert caught.value.path == "b1/records.raw.zst"
 
 
@@ -135,12 +135,13 @@ async def test_a_raw_object_that_is_not_utf8_is_a_storage_error_naming_it():
         (b"[1,", "json"),
     ],
 )
-async def test_a_stored_record_that_is_not_json_is_a_storage_error_naming_the_object(
+async def test_a_stored_record_that_is_not_json_is_a_damaged_backup_naming_the_object(
     data: bytes, data_format: str
 ):
     path = f"b1/records.{data_format}.zst"
 
-    with pytest.raises(StorageError) as caught:
+    with pytest.raises(BackupDamaged) as caught:
         await records(data, data_format)
-    assert caught.value.message == f"{path} holds a record that is not JSON"
+    assert (caught.value.code, caught.value.status) == ("BACKUP_DAMAGED", 400)
+    assert caught.value.message == f"the backup is damaged: {path} holds a record that is not JSON"
     assert caught.value.path == path

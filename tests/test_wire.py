@@ -8,6 +8,7 @@ import pytest
 from engine import wire
 from engine.errors import Code, CtxError, RequestError, SaasError
 from engine.redaction import guarding
+from engine.schema import issues
 
 MODULE = "kinto"
 ROOT_CTX = {"kind": "root@kinto", "type": "bucket", "values": {"bucket": "b1"}}
@@ -128,6 +129,54 @@ def test_a_wrong_type_under_auth_does_not_echo_the_value():
 )
 def test_unknown_fields_are_ignored_at_any_depth(endpoint: str, value: dict[str, Any]):
     assert body(endpoint, value) == value
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b'{"scenario": "\\ud800"}', "request body /scenario: holds a lone surrogate"),
+        (b'{"ctx": {"values": {"b": ["x", "\\udfff"]}}}', "request body /ctx/values/b/1: holds"),
+        (b'{"a/b": {"\\ud83dx~": 1}}', "request body /a~1b/\\ud83dx~0: its key holds a lone"),
+        (b'"\\udc00"', "request body /: holds a lone surrogate"),
+        (b"[" * 70 + b"]" * 70, "request body /0/0/0/"),
+    ],
+    ids=["in a value", "deep in a list", "in a key", "the whole body", "nested too deep"],
+)
+def test_a_body_that_could_never_be_encoded_back_is_a_request_error_naming_where(
+    raw: bytes, message: str
+):
+    with pytest.raises(RequestError) as raised:
+        wire.parse_body("restore", raw)
+    assert raised.value.message.startswith(message)
+    json.dumps(wire.error_body(raised.value)).encode()  # its own answer encodes
+
+
+def test_a_valid_surrogate_pair_is_text():
+    assert body("version", {"name": "\U0001f600"}) == {"name": "\U0001f600"}
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [[{"ctx": "x"}], [{"ctx": {"type": {"a": 1}}}], [{"id": ["bucket"]}], ["bucket"]],
+)
+def test_exclusion_rules_are_shaped_as_the_config_offers_them(rules: Any):
+    start = {"taskUuid": "t", "storage": {"url": "memory://x"}, "ctx": ROOT_CTX}
+    with pytest.raises(RequestError, match=r"^request body /excludes/0"):
+        body("backup", start | {"excludes": rules})
+
+
+@pytest.mark.parametrize(
+    ("value", "trees"),
+    [
+        ({"storage": "x", "destination": 1, "auth": "a"}, ("a",)),
+        ({"storage": {"options": {"k": "s"}}, "destination": {"options": None}}, ({"k": "s"},)),
+        ({"settings": {"p_secret": "v"}, "auth": None}, ({"p_secret": "v"},)),
+        ([1, 2], ()),
+        ("text", ()),
+    ],
+)
+def test_the_secrets_of_any_body_are_gathered_whatever_its_shape(value: Any, trees: Any):
+    assert wire.secret_trees(value) == trees
 
 
 def _forbids_extra_keys(schema: Any) -> bool:
@@ -383,3 +432,89 @@ def test_the_scenarios_body_lists_type_name_and_description():
 def test_the_restore_config_is_empty_without_options():
     assert wire.config_restore_body(None) == {}
     assert wire.config_restore_body(FORM) == {"possibleOptions": FORM}
+
+
+# ---------------------------------------------------------------------------- answer shapes
+
+TASK_CTX = wire.task_ctx(MODULE, "backup", "t-1")
+FULL_FORM = FORM | {"columns": [{"fields": [{"id": "p", "type": "password", "label": "P"}]}]}
+ANSWERS: list[tuple[str, dict[str, Any]]] = [
+    (
+        "version",
+        wire.version_body(
+            {"id": "kinto", "name": "Kinto", "version": "1"},
+            {"auth": ["AUTH_SETTINGS"], "features": [], "storage": ["STORAGE_SERVICE"]},
+            "0.1.0",
+        ),
+    ),
+    ("authSchema", wire.auth_schema_body(FULL_FORM)),
+    (
+        "authValidate",
+        wire.validate_body([wire.error_entry(Code.SAAS_AUTH_FAILED, "no", field="p")]),
+    ),
+    (
+        "roots",
+        wire.listing_body(
+            [
+                _resource(
+                    labels=[{"key": "k", "value": "v"}], location={"cloud": {"type": "AMAZON"}}
+                )
+            ],
+            [wire.error_entry(Code.SAAS_ERROR, "one failed", resource="b2")],
+            wire.build_ctx(MODULE, "pagination", "bucket", {"page": 2}),
+        ),
+    ),
+    ("resources", wire.listing_body([_resource(id=None)], [], None)),
+    (
+        "configBackup",
+        wire.config_backup_body(
+            [
+                wire.exclusion_rule(
+                    "c", "Collections", ROOT_CTX, [wire.exclusion_rule("r", "R", ROOT_CTX, [])]
+                )
+            ],
+            FORM,
+        ),
+    ),
+    ("scenariosRestore", wire.scenarios_body([("IN_PLACE", "In place", "Back where it was")])),
+    ("configRestore", wire.config_restore_body(None)),
+    ("backup", wire.task_body("PENDING", "t-1", TASK_CTX, [], None, workingPath="memory://x")),
+    (
+        "status",
+        wire.task_body("DONE", "t-1", TASK_CTX, [], {"done": 3, "total": 3, "bytes": 10})
+        | {"authUpdate": {"settings": {"token_secret": "new"}}},
+    ),
+    ("bulkRestore", wire.task_body("RUNNING", "t-1", TASK_CTX, [], None, dryRun={"writes": 0})),
+]
+
+
+@pytest.mark.parametrize(("endpoint", "answer"), ANSWERS, ids=[name for name, _ in ANSWERS])
+def test_every_builder_makes_an_answer_that_fits_its_endpoints_shape(
+    endpoint: str, answer: dict[str, Any]
+):
+    assert issues(wire.RESPONSES[endpoint], answer) == []
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "answer", "pointer"),
+    [
+        ("version", {"id": "kinto"}, ""),
+        ("roots", {"resources": [{"id": 1}], "errors": []}, "/resources/0"),
+        ("backup", wire.task_body("FAILED", "t", TASK_CTX, [], None), "/status"),
+        ("status", wire.task_body("DONE", "t", {"kind": "x"}, [], None), "/ctx"),
+    ],
+)
+def test_an_answer_off_its_shape_is_caught_where_it_strays(
+    endpoint: str, answer: Any, pointer: str
+):
+    assert pointer in {issue.pointer for issue in issues(wire.RESPONSES[endpoint], answer)}
+
+
+def test_every_error_body_fits_the_error_answer():
+    error = RequestError("bad")
+    assert issues(wire.ERROR_ANSWER, wire.error_body(error, {"taskUuid": "t"})) == []
+    assert issues(wire.ERROR_ANSWER, {"error": {"code": "NOPE", "description": "x"}}) != []
+
+
+def test_the_answer_shapes_cover_every_request_shape():
+    assert set(wire.RESPONSES) == set(wire.REQUESTS)
