@@ -35,7 +35,9 @@ class FencedStorage(Storage):
     """The same root as storage, whose writers commit only past the fence (Journal.fence)."""
 
     def __init__(self, storage: Storage, fence: Fence) -> None:
-        super().__init__(storage._fs, storage.root, storage._boundary)
+        super().__init__(
+            storage._fs, storage.root, storage._boundary, storage._area, storage._endpoint
+        )
         self._fence = fence
 
     def writer(

@@ -304,14 +304,16 @@ def close_sessions(fs: FileSystem) -> None:
 _PROCESS_LOCK = threading.Lock()  # exact for memory://, which lives in this process only
 
 
-def read_versioned(fs: FileSystem, path: str) -> tuple[bytes, str]:
+def read_versioned(fs: FileSystem, path: str, area: Area) -> tuple[bytes, str]:
     """The whole file at path (one read, so it never mixes two states) and its version."""
+    area.reach(path)
     return _versioning(fs).read(fs, path)
 
 
-def write_if(fs: FileSystem, path: str, data: bytes, version: str | None) -> str | None:
+def write_if(fs: FileSystem, path: str, data: bytes, version: str | None, area: Area) -> str | None:
     """Replace the file at path by data only if it is still at version (None: only if there is
     no file): its new version, or None when another writer came first."""
+    area.hold(path)
     return _versioning(fs).write(fs, path, data, version)
 
 

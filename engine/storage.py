@@ -196,8 +196,7 @@ class Storage(Closable["Storage"]):
         """A small JSON document (a task record) read in one call, and the version it was
         read at, for write_if."""
         path = self.resolve(relative, engine=True)
-        with self._boundary.guard("read", relative):
-            data, version = await asyncio.to_thread(filesystems.read_versioned, self._fs, path)
+        data, version = await self._run("read", relative, filesystems.read_versioned, path)
         if len(data) > JSON_LIMIT:
             raise self._boundary.error("read", relative, f"over {JSON_LIMIT >> 20} MiB of JSON")
         try:
@@ -212,10 +211,9 @@ class Storage(Closable["Storage"]):
         if there is none); its new version. LeaseLost when another writer came first."""
         path = self.resolve(relative, engine=True)
         payload = json.dumps(data, ensure_ascii=False, indent=indent).encode()
-        with self._boundary.guard("write", relative):
-            written = await asyncio.to_thread(
-                filesystems.write_if, self._fs, path, payload, version
-            )
+        written: str | None = await self._run(
+            "write", relative, filesystems.write_if, path, payload, version
+        )
         if written is None:
             changed = "is there already" if version is None else "changed since it was read"
             raise LeaseLost(f"{relative} under {self.url} {changed}", url=self.url, path=relative)

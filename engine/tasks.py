@@ -29,6 +29,7 @@ from engine.errors import (
 )
 from engine.fencing import FencedStorage
 from engine.guards import Guards
+from engine.handover import Handover, Handovers, presented
 from engine.job import Job
 from engine.journal import (
     Journal,
@@ -58,6 +59,11 @@ class _Running:
     storages: list[Storage]
     saas: Saas | None = None
     task: asyncio.Task[None] | None = None
+    started: Mapping[str, Any] = field(default_factory=dict)  # the auth settings it began with
+
+    def handover(self) -> Handover:
+        """What the task obtained so far, for whoever presents its credentials."""
+        return Handover(self.started, self.saas.auth_update if self.saas is not None else {})
 
 
 @dataclass(frozen=True)
@@ -81,7 +87,7 @@ class Tasks:
     # one claim at a time per task: concurrent start and status calls launch it at most once
     guards: Guards = field(default_factory=Guards)
     # settings obtained by finished tasks (rotated refresh tokens), still to hand over; memory only
-    handed: dict[str, dict[str, Any]] = field(default_factory=dict)
+    handed: Handovers = field(default_factory=Handovers)
     stopping: bool = False
 
     # the API ---------------------------------------------------------------------------------
@@ -97,7 +103,7 @@ class Tasks:
     async def _start(self, role: str, body: Mapping[str, Any], bulk: bool) -> dict[str, Any]:
         task_uuid = str(body["taskUuid"])
         if task_uuid in self.running:
-            return self._answer(self.running[task_uuid])
+            return self._answer(self.running[task_uuid], body)
         if self.stopping:
             raise Unavailable("the engine is shutting down; retry on another replica")
         start = _CHECKS[role](self, body, bulk)
@@ -139,7 +145,7 @@ class Tasks:
     async def status(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """The state of a task: from memory when this process runs it, else from its record,
         resuming it when its owner stopped beating."""
-        kept = self.handed.get(str(body["taskUuid"]))
+        kept = self.handed.answer_to(body)
         try:
             async with self.guards.hold(str(body["taskUuid"])):
                 answer = await self._status(body)
@@ -156,7 +162,7 @@ class Tasks:
         record_path(task_uuid)
         role = wire.parse_task_ctx(body["ctx"], self.definition.id, task_uuid)
         if task_uuid in self.running:
-            return self._answer(self.running[task_uuid])
+            return self._answer(self.running[task_uuid], body)
         storage = await self._open(body["storage"], body)
         storages = [storage]
         try:
@@ -264,10 +270,10 @@ class Tasks:
             engine_version=self.engine_version,
         )
         ctx = wire.task_ctx(self.definition.id, role, task_uuid)
-        running = _Running(journal, ctx, storages, saas)
+        running = _Running(journal, ctx, storages, saas, started=presented(body))
         self.running[task_uuid] = running
         running.task = asyncio.create_task(self._drive(job, running), name=f"task {task_uuid}")
-        return self._answer(running)
+        return self._answer(running, body)
 
     async def _drive(self, job: Job, running: _Running) -> None:
         journal = job.journal
@@ -304,7 +310,7 @@ class Tasks:
             log.info("task %s failed: %s", task_uuid, error.message)
         await _quietly(journal.finish(error), task_uuid, "final save")
         if running.saas is not None and running.saas.auth_update:
-            self.handed[task_uuid] = running.saas.auth_update
+            self.handed.keep(task_uuid, running.handover())
         await self._end(running)
 
     async def _end(self, running: _Running) -> None:
@@ -329,10 +335,11 @@ class Tasks:
         }
         await self.definition.hooks.call(point, name, task, resource=f"task {record['taskUuid']}")
 
-    def _answer(self, running: _Running) -> dict[str, Any]:
+    def _answer(self, running: _Running, body: Mapping[str, Any]) -> dict[str, Any]:
+        """The task's state; with what it obtained only for a caller holding its credentials."""
         record = running.journal.record
         answer = _record_answer(record, running.ctx, running.journal.storage.url)
-        update = running.saas.auth_update if running.saas is not None else {}
+        update = running.handover().answer_to(body)
         return answer | ({"authUpdate": {"settings": update}} if update else {})
 
     async def _open(self, info: Mapping[str, Any], body: Mapping[str, Any]) -> Storage:

@@ -349,14 +349,28 @@ def test_a_failed_task_still_hands_over_the_refresh_token_it_rotated(
     delete_as_client(kinto, idp, bucket)  # the backup's first listing fails: the task FAILS
 
     auth = oauth(kinto, idp, method="oauth2_refresh", refresh_token_secret=REFRESH_TOKEN)
-    status, failed = run_task(api, "/api/backup", task_body(auth, area.place("x").storage(), ctx))
+    body = task_body(auth, area.place("x").storage(), ctx)
+    failed_status, failed = run_task(api, "/api/backup", body)
 
-    assert status != 200, failed
+    assert failed_status != 200, failed
     # Kinto answers 403 for the deleted bucket: the engine refreshed once more before failing
     assert idp.stats()["refreshes"] == 2
     latest = handed(failed)
     assert latest != REFRESH_TOKEN
     assert refreshed(idp, latest).status_code == 200
+
+    # the taskUuid and ctx alone buy nothing: another tenant's (or no) settings get no token
+    task = {"taskUuid": body["taskUuid"], "ctx": failed["error"]["payload"]["ctx"]}
+    task |= {"storage": body["storage"]}
+    for stranger in ({}, {"auth": admin}, {"auth": {"settings": None}}, {"auth": "x"}):
+        status, again = post(api, "/api/status", task | stranger)
+        assert status != 200 and "authUpdate" not in again, again
+        assert latest not in json.dumps(again)
+    # the platform presenting the settings it began with, or those already updated, gets it
+    updated = auth | {"settings": auth["settings"] | failed["authUpdate"]["settings"]}
+    for presented in (auth, updated):
+        status, again = post(api, "/api/status", task | {"auth": presented})
+        assert status == failed_status and handed(again) == latest
 
 
 # --------------------------------------------------------------------------- token endpoints
