@@ -35,12 +35,6 @@ class ResourceType:
         return result
 
     @property
-    def pagination(self) -> Mapping[str, Any]:
-        """The pagination rule; ``{"kind": "none"}`` when the listing has one page."""
-        result: Mapping[str, Any] = self.listing.get("pagination", {"kind": "none"})
-        return result
-
-    @property
     def records(self) -> str:
         """The JMESPath selecting a page's items."""
         return str(self.listing.get("records", "@"))

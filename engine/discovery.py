@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine import listing, pagination, wire
-from engine.client import Answer, Saas
+from engine import pagination, wire
+from engine.client import Saas
 from engine.definition import Definition, ResourceType
 from engine.errors import (
     CtxError,
@@ -19,9 +19,9 @@ from engine.errors import (
     RequestError,
     SaasError,
 )
+from engine.listing import PageReader
 from engine.mapping import keep, map_item
 from engine.schema import suggest
-from engine.selectors import SelectorError, select
 
 
 def resolve_ctx(
@@ -79,14 +79,19 @@ class Lister:
         state = _Listing()
         while index < len(kinds):
             kind = kinds[index]
-            step = step if step is not None else pagination.first(kind.pagination)
+            reader = self._reader(kind, parent)
+            step = step if step is not None else reader.first()
             if state.fetched == self.budget:
                 position = {"step": step, "parent": dict(parent)}
                 more = wire.build_ctx(self.definition.id, wire.PAGINATION_ROLE, kind.name, position)
                 return wire.listing_body(state.resources, state.errors, more)
-            step = await self._page(kind, parent, step, state)
+            step = await self._page(kind, reader, step, state)
             index += 1 if step is None else 0
         return wire.listing_body(state.resources, state.errors, None)
+
+    def _reader(self, kind: ResourceType, parent: Mapping[str, Any]) -> PageReader:
+        names = {"settings": self.saas.settings, "ctx": parent}
+        return PageReader(self.saas, kind.listing, names, f"/resources/{kind.name}/list")
 
     def _resume(
         self, kinds: Sequence[ResourceType], parent: Mapping[str, Any], raw: Any
@@ -102,7 +107,7 @@ class Lister:
             raise CtxError("paginationCtx belongs to the listing of another ctx")
         kind = kinds[names.index(ctx.type)]
         step: Any = ctx.values.get("step")
-        if not pagination.valid(kind.pagination, step):
+        if not pagination.paging(kind.listing.get("pagination")).valid(step):
             raise CtxError("paginationCtx holds no valid listing position")
         if step["url"] is not None:
             try:
@@ -112,10 +117,16 @@ class Lister:
         return names.index(ctx.type), dict(step)
 
     async def _page(
-        self, kind: ResourceType, parent: Mapping[str, Any], step: pagination.Step, state: _Listing
+        self,
+        kind: ResourceType,
+        reader: PageReader,
+        step: pagination.Step,
+        state: _Listing,
     ) -> pagination.Step | None:
+        """Reads one page into ``state``; the next step, or None when this listing ends (a
+        failure after the first page ends it with an error entry, keeping what came before)."""
         try:
-            answer = await self._fetch(kind, parent, step)
+            answer = await reader.fetch(step)
         except Ignored:  # a response rule: this page yields nothing, and the listing ends
             return None
         except SaasError as exc:
@@ -124,61 +135,17 @@ class Lister:
             state.errors.append(wire.entry_of(exc))
             return None
         state.fetched += 1
-        if "parse" in kind.listing:
-            try:
-                records: list[Any] | None = await listing.records_from(
-                    self.saas, kind.listing, answer, {"ctx": parent}
-                )
-            except HookError as exc:
-                state.errors.append(wire.entry_of(exc))
-                return None
-        else:
-            records = self._records(kind, answer, state)
-        if records is None:
-            return None
-        self._map(kind, records, parent, state)
-        hooks = self.saas.definition.hooks
         try:
-            following = await pagination.next_step(kind.pagination, step, answer, records, hooks)
-            return self._checked(following, answer)
+            records = await reader.records(answer)
+        except (SaasError, HookError) as exc:
+            state.errors.append(wire.entry_of(exc))
+            return None
+        self._map(kind, records, reader.names["ctx"], state)
+        try:
+            return await reader.next(step, answer, records)
         except (PaginationStopped, SaasError, HookError) as exc:
             state.errors.append(wire.entry_of(exc))
             return None
-
-    def _checked(self, step: pagination.Step | None, answer: Answer) -> pagination.Step | None:
-        """``step``, refused (SaasError) before any request when its URL leaves the origin."""
-        if step is not None and step["url"] is not None:
-            step["url"] = self.saas.resolve(step["url"], answer.label)
-        return step
-
-    async def _fetch(
-        self, kind: ResourceType, parent: Mapping[str, Any], step: pagination.Step
-    ) -> Answer:
-        names = {"settings": self.saas.settings, "ctx": parent}
-        place = f"/resources/{kind.name}/list/request"
-        if step.get("url"):
-            label = f"GET {kind.request['path']} (page {step['pages'] + 1})"
-            return await self.saas.follow(step["url"], label, kind.request, names, place=place)
-        return await self.saas.send(kind.request, names, place=place, params=step["params"])
-
-    def _records(self, kind: ResourceType, answer: Answer, state: _Listing) -> list[Any] | None:
-        selector = f"the records selector '{kind.records}'"
-        try:
-            records = select(kind.records, answer.json())
-        except SaasError as exc:
-            state.errors.append(
-                wire.entry_of(SaasError(f"{exc.message}, so {selector} cannot apply"))
-            )
-            return None
-        except SelectorError as exc:
-            message = f"{answer.label}: {selector} failed on the answer: {exc}"
-            state.errors.append(wire.entry_of(SaasError(message)))
-            return None
-        if not isinstance(records, list):
-            message = f"{answer.label}: {selector} found no list in the answer"
-            state.errors.append(wire.entry_of(SaasError(message)))
-            return None
-        return records
 
     def _map(
         self, kind: ResourceType, records: list[Any], parent: Mapping[str, Any], state: _Listing

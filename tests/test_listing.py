@@ -126,9 +126,19 @@ async def test_the_filter_sees_the_ctx_and_a_page_it_empties_is_still_yielded(pa
 @pytest.mark.parametrize(
     ("path", "message"),
     [
-        ("/fail/not-json", "GET /fail/not-json: the answer is not JSON"),
-        ("/fail/nan", "GET /fail/nan: the answer is not JSON"),
-        ("/fail/no-items", "GET /fail/no-items: the selector 'items' found no list in the answer"),
+        (
+            "/fail/not-json",
+            "GET /fail/not-json: the answer is not JSON, so the records selector 'items'"
+            " cannot apply",
+        ),
+        (
+            "/fail/nan",
+            "GET /fail/nan: the answer is not JSON, so the records selector 'items' cannot apply",
+        ),
+        (
+            "/fail/no-items",
+            "GET /fail/no-items: the records selector 'items' found no list in the answer",
+        ),
         ("/fail/500", "GET /fail/500: the SaaS answered HTTP 500"),
     ],
 )
@@ -144,20 +154,30 @@ async def test_a_selector_that_picks_something_else_than_a_list_is_named(paged: 
     with pytest.raises(SaasError) as caught:
         await read(paged.url, "/next-url", NEXT_URL, records="links")
     assert caught.value.message == (
-        "GET /next-url: the selector 'links' found no list in the answer"
+        "GET /next-url: the records selector 'links' found no list in the answer"
     )
 
 
 @pytest.mark.parametrize(
     ("rule", "how", "message"),
     [
-        (CURSOR, "not-json", "GET /fail-later/not-json: the answer is not JSON"),
+        (
+            CURSOR,
+            "not-json",
+            "GET /fail-later/not-json: the answer is not JSON, so the records selector 'items'"
+            " cannot apply",
+        ),
         (
             CURSOR,
             "no-items",
-            "GET /fail-later/no-items: the selector 'items' found no list in the answer",
+            "GET /fail-later/no-items: the records selector 'items' found no list in the answer",
         ),
-        (NEXT_URL, "not-json", "GET /fail-later/not-json (page 2): the answer is not JSON"),
+        (
+            NEXT_URL,
+            "not-json",
+            "GET /fail-later/not-json (page 2): the answer is not JSON, so the records selector"
+            " 'items' cannot apply",
+        ),
     ],
     ids=["cursor, not JSON", "cursor, no list", "nextUrl, not JSON"],
 )
@@ -191,4 +211,7 @@ def test_records_of_an_answer_names_the_request_and_the_selector():
     assert records_of(answer, "list") == [1, 2]
     with pytest.raises(SaasError) as caught:
         records_of(answer, "items")
-    assert caught.value.message == "GET /things: the selector 'items' found no list in the answer"
+    assert (
+        caught.value.message
+        == "GET /things: the records selector 'items' found no list in the answer"
+    )
