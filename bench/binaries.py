@@ -35,7 +35,7 @@ import zstandard
 
 from bench import serving
 from bench.core import ROOT, Context, Figure, median
-from engine.transfers import CHUNK_SIZE, CODECS
+from engine.storage.transfers import CHUNK_SIZE, CODECS
 from scripts import servers
 
 NAME = "binaries"

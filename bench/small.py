@@ -29,7 +29,7 @@ import zstandard
 from bench import serving
 from bench.core import ROOT, Context, Figure, median
 from bench.peers import WORKSPACE
-from engine.transfers import CODECS
+from engine.storage.transfers import CODECS
 from scripts import servers
 
 NAME = "small"

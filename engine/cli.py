@@ -20,7 +20,7 @@ def main() -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 def validate(paths: tuple[Path, ...]) -> None:
     """Check module definitions (folders or module.yaml files); report every problem."""
-    from engine.loader import validate as check
+    from engine.language.loader import validate as check
 
     problems = check(paths)
     for problem in problems:
@@ -35,7 +35,7 @@ def validate(paths: tuple[Path, ...]) -> None:
 @main.command()
 def schema() -> None:
     """Print the module definition language's JSON Schema."""
-    from engine.schema import schema_path
+    from engine.language.schema import schema_path
 
     click.echo(schema_path().read_text(encoding="utf-8"), nl=False)
 

@@ -40,6 +40,8 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
+from engine.redaction import scrub
+
 
 class Code(StrEnum):
     """The wire error codes (spec: "one table in the code")."""
@@ -266,3 +268,20 @@ class LeaseLost(StorageError):
     already there): another runner took the task over, and this one must write nothing more."""
 
     code = Code.UNAVAILABLE
+
+
+def error_entry(
+    code: Code, description: str, *, resource: str | None = None, field: str | None = None
+) -> dict[str, Any]:
+    """One non-fatal Error of a response's ``errors`` list (secrets masked)."""
+    entry: dict[str, Any] = {"code": str(code), "description": scrub(description)}
+    if resource is not None:
+        entry["resource"] = resource
+    if field is not None:
+        entry["field"] = field
+    return entry
+
+
+def entry_of(error: EngineError) -> dict[str, Any]:
+    """The Error entry for an engine exception reported as non-fatal."""
+    return error_entry(error.code, error.message, resource=error.resource, field=error.field)

@@ -9,9 +9,9 @@ from pathlib import Path
 import uvicorn
 
 from engine import logs
-from engine.app import create_app
+from engine.api.app import create_app
 from engine.errors import ConfigError
-from engine.loader import load_module
+from engine.language.loader import load_module
 from engine.settings import Settings
 
 log = logging.getLogger("engine.serving")

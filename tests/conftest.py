@@ -90,8 +90,8 @@ def engine_api() -> Iterator[Callable[..., TestClient]]:
 
         def make(**settings: Any) -> TestClient:
             # imported here: a broken engine module then fails these tests, not every test
-            from engine.app import create_app
-            from engine.loader import load_module
+            from engine.api.app import create_app
+            from engine.language.loader import load_module
             from engine.settings import Settings
 
             app = create_app(load_module(taskflow.KINTO_MODULE), Settings(**settings))

@@ -13,12 +13,12 @@ from typing import Any
 
 from fsspec.implementations.memory import MemoryFileSystem
 
-from engine.backup import COMPRESSION
-from engine.definition import Definition
-from engine.loader import build
-from engine.manifest import Entry
-from engine.schema import issues, module_schema
+from engine.language.definition import Definition
+from engine.language.loader import build
+from engine.language.schema import issues, module_schema
 from engine.storage import ObjectInfo, Storage, open_storage
+from engine.tasks.backup import COMPRESSION
+from engine.tasks.manifest import Entry
 
 MEMORY_AREA = "memory://unit-tests"
 CLOCK_START = 1_700_000_000.0

@@ -16,8 +16,8 @@ import pytest
 import yaml
 from starlette.testclient import TestClient
 
-from engine.app import create_app
-from engine.loader import build, load_module
+from engine.api.app import create_app
+from engine.language.loader import build, load_module
 from engine.settings import Settings
 from scripts import servers
 

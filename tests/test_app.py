@@ -17,11 +17,11 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from engine import app as app_module
 from engine import logs
-from engine.app import create_app
-from engine.loader import load_module
-from engine.routes import Call, Endpoint
+from engine.api import app as app_module
+from engine.api.app import create_app
+from engine.api.routes import Call, Endpoint
+from engine.language.loader import load_module
 from engine.settings import Settings
 from scripts import servers
 

@@ -5,8 +5,8 @@ from typing import Any
 import pytest
 import yaml
 
-from engine.checks import ancestry, check, ctx_keys
-from engine.document import parse
+from engine.language.checks import ancestry, check, ctx_keys
+from engine.language.document import parse
 
 TYPES: dict[str, Any] = {
     "org": {"ctx": {"org": "{{ item.id }}"}},

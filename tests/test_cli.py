@@ -8,7 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from engine.cli import main
-from engine.schema import schema_path
+from engine.language.schema import schema_path
 
 ROOT = Path(__file__).resolve().parents[1]
 KINTO = ROOT / "modules" / "kinto"

@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from httpcore._async.http11 import AsyncHTTP11Connection
 
-from engine.client import Answer, Saas, merge_headers
 from engine.errors import SaasAuthError, SaasError, TemplateError
-from engine.loader import build
-from engine.outbound import READ_SIZE, Gate, Outbound, new_pool
-from engine.resilience import Policy
-from engine.schema import issues, module_schema
+from engine.language.loader import build
+from engine.language.schema import issues, module_schema
+from engine.saas.client import Answer, Saas, merge_headers
+from engine.saas.outbound import READ_SIZE, Gate, Outbound, new_pool
+from engine.saas.resilience import Policy
 from tests.paged_server import PagedServer, closed_port_url, serve
 
 PASSWORD = "pa55-w0rd/with?odd&chars"

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from engine import credentials
 from engine.errors import TemplateError
-from engine.schema import module_schema
+from engine.language.schema import module_schema
+from engine.saas import credentials
 
 NAMES = {"settings": {"user": "alice", "password_secret": "pa:ss wörd", "token_secret": "tok-123"}}
 

@@ -12,7 +12,7 @@ import pytest
 
 from engine.errors import StorageError
 from engine.storage import Limits, Storage, merge_options, open_storage
-from engine.workers import Workers
+from engine.storage.workers import Workers
 
 pytestmark = pytest.mark.anyio
 

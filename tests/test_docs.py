@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from engine.loader import validate
+from engine.language.loader import validate
 from engine.settings import VARIABLES, Settings
 
 ROOT = Path(__file__).resolve().parents[1]

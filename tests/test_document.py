@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.document import Document, Position, Problem, escape, load, parse, pointer_of
+from engine.language.document import Document, Position, Problem, escape, load, parse, pointer_of
 
 NESTED = """\
 module:

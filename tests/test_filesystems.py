@@ -1,5 +1,6 @@
-"""engine.filesystems' clean-up of what killed writes leave behind, through Storage.sweep(): only
-the hidden ``.<name>.<random>.part`` files of local writes go, everything else stays."""
+"""engine.storage.filesystems' clean-up of what killed writes leave behind, through
+Storage.sweep(): only the hidden ``.<name>.<random>.part`` files of local writes go, everything
+else stays."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 from fsspec.implementations.local import LocalFileSystem
 
-from engine.filesystems import Area, open_deferred, sweep_leftovers
+from engine.storage.filesystems import Area, open_deferred, sweep_leftovers
 from tests.taskparts import local_storage, memory_storage, write_object
 
 pytestmark = pytest.mark.anyio

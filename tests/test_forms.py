@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from engine.forms import (
+from engine.language.forms import (
     FieldProblem,
     defaults,
     fields,

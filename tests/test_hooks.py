@@ -1,5 +1,5 @@
-"""engine.hooks: binding discovery, loading a module's hooks file, and calling hooks (sync or
-async) with their failures and wrong answers turned into HookError."""
+"""engine.language.hooks: binding discovery, loading a module's hooks file, and calling hooks
+(sync or async) with their failures and wrong answers turned into HookError."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from engine import hooks
 from engine.errors import HookError
+from engine.language import hooks
 
 HOOKS = """
 import asyncio
@@ -94,7 +94,10 @@ def test_sync_and_async_hooks_answer_alike(module_hooks: hooks.Hooks):
 def test_a_hook_that_raises_names_module_hook_point_and_resource(
     module_hooks: hooks.Hooks, caplog: pytest.LogCaptureFixture
 ):
-    with caplog.at_level(logging.ERROR, logger="engine.hooks"), pytest.raises(HookError) as raised:
+    with (
+        caplog.at_level(logging.ERROR, logger="engine.language.hooks"),
+        pytest.raises(HookError) as raised,
+    ):
         call(module_hooks, "transform", "broken", {"why": "bad"}, {})
 
     assert raised.value.code == "HOOK_FAILED"

@@ -14,16 +14,16 @@ import pytest
 from starlette.testclient import TestClient
 
 from engine import redaction
-from engine.app import create_app
-from engine.client import Saas
+from engine.api.app import create_app
 from engine.clock import SystemClock
-from engine.definition import Definition
 from engine.errors import SaasAuthError
-from engine.loader import build
-from engine.outbound import Outbound, outbound
-from engine.schema import issues, module_schema
+from engine.language.definition import Definition
+from engine.language.loader import build
+from engine.language.schema import issues, module_schema
+from engine.saas.client import Saas
+from engine.saas.outbound import Outbound, outbound
+from engine.saas.tokens import Token, TokenCache
 from engine.settings import Settings
-from engine.tokens import Token, TokenCache
 from scripts import servers
 from tests.cookie_server import CookieSaas, serve
 from tests.taskflow import post

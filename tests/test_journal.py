@@ -1,5 +1,6 @@
-"""engine.journal: task record paths and shapes, staleness, and the live Journal (errors, saves
-on a fake clock, heartbeats, finish, release, leases) against real memory:// and local storage."""
+"""engine.tasks.journal: task record paths and shapes, staleness, and the live Journal (errors,
+saves on a fake clock, heartbeats, finish, release, leases) against real memory:// and local
+storage."""
 
 from __future__ import annotations
 
@@ -15,7 +16,9 @@ import pytest
 
 from engine.clock import iso
 from engine.errors import LeaseLost, RequestError, SaasAuthError, StorageError
-from engine.journal import (
+from engine.redaction import MASK, guarding
+from engine.storage import Storage
+from engine.tasks.journal import (
     MAX_ERRORS,
     SAVE_EVERY,
     Journal,
@@ -26,8 +29,6 @@ from engine.journal import (
     record_path,
     take_lease,
 )
-from engine.redaction import MASK, guarding
-from engine.storage import Storage
 from tests.taskparts import CLOCK_START, FakeClock, local_storage, memory_storage
 
 pytestmark = pytest.mark.anyio
@@ -393,10 +394,10 @@ async def test_a_failed_heartbeat_is_logged_and_the_next_one_saves(
             raise Stop
 
     clock.on_sleep = unblock_then_stop
-    with caplog.at_level(logging.WARNING, "engine.tasks"), pytest.raises(Stop):
+    with caplog.at_level(logging.WARNING, "engine.tasks.lifecycle"), pytest.raises(Stop):
         await journal.beat(5)
 
-    warnings = [r.getMessage() for r in caplog.records if r.name == "engine.tasks"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "engine.tasks.lifecycle"]
     assert len(warnings) == 2
     assert all(message.startswith(f"heartbeat of task {UUID} failed: ") for message in warnings)
     assert (await stored(storage))["heartbeatAt"] == iso(START + 15)
@@ -422,7 +423,7 @@ async def test_a_heartbeat_cancelled_while_its_save_fails_leaves_no_unread_excep
     beat.cancel()
     await asyncio.sleep(0)
     outage_over.set()
-    with caplog.at_level(logging.WARNING, "engine.tasks"):
+    with caplog.at_level(logging.WARNING, "engine.tasks.lifecycle"):
         await asyncio.gather(beat, return_exceptions=True)
         for _ in range(3):  # let a save left running finish, then collect what it left
             await asyncio.sleep(0)

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from engine.errors import LeaseLost
-from engine.fencing import FencedStorage
-from engine.guards import Guards
-from engine.journal import Journal, new_record, take_lease
 from engine.storage import Storage, open_storage
+from engine.tasks.fencing import FencedStorage
+from engine.tasks.guards import Guards
+from engine.tasks.journal import Journal, new_record, take_lease
 from tests.taskflow import Backend
 from tests.taskparts import FakeClock, memory_storage
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from engine.client import Answer, Saas
 from engine.errors import PaginationStopped, SaasError
-from engine.listing import pages, records_of
-from engine.outbound import Gate, Outbound, new_pool
+from engine.saas.client import Answer, Saas
+from engine.saas.listing import pages, records_of
+from engine.saas.outbound import Gate, Outbound, new_pool
 from tests.paged_server import PagedServer, serve
 from tests.taskparts import shelf
 

@@ -1,4 +1,4 @@
-"""engine.manifest: the manifest built from a backup's entries and parsed back, malformed ones
+"""engine.tasks.manifest: the manifest built from a backup's entries and parsed back, malformed ones
 refused as IncompleteBackup (the whole) or BackupDamaged (an object's entry), stored objects
 verified against it, and entries grouped by the resource they belong to."""
 
@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from engine import manifest
 from engine.errors import BackupDamaged, ChecksumMismatch, Code, IncompleteBackup
-from engine.manifest import Entry, build, by_resource, parse, resource_key
 from engine.storage import Storage
+from engine.tasks import manifest
+from engine.tasks.manifest import Entry, build, by_resource, parse, resource_key
 from tests.taskparts import SHELF, entry, local_storage, shelf, write_object
 
 pytestmark = pytest.mark.anyio

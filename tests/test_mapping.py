@@ -1,16 +1,17 @@
 """Mapping one listed item to the platform's resource fields and to its ctx."""
 
+from __future__ import annotations
+
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from engine.definition import ResourceType
 from engine.errors import EngineError, TemplateError
-from engine.loader import build
-from engine.mapping import MappingError, keep, map_item
-from engine.schema import issues, module_schema
-from engine.wire import resource_body
+from engine.language.definition import ResourceType
+from engine.language.loader import build
+from engine.language.schema import issues, module_schema
+from engine.saas.mapping import MappingError, keep, map_item, resource_body
 
 ITEM = {
     "id": 7,

@@ -1,12 +1,13 @@
-"""engine.openapi: the OpenAPI 3.1 document generated from the endpoint table and wire shapes."""
+"""engine.api.openapi: the OpenAPI 3.1 document generated from the endpoint table and wire
+shapes."""
 
 from __future__ import annotations
 
 import schemathesis
 
-from engine import openapi, wire
+from engine.api import openapi, wire
+from engine.api.routes import ENDPOINTS
 from engine.errors import Code
-from engine.routes import ENDPOINTS
 
 
 def test_every_endpoint_and_method_is_an_operation_with_its_shapes():

@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from engine.outbound import Gate
+from engine.saas.outbound import Gate
 
 pytestmark = pytest.mark.anyio
 

@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 
-from engine import pagination
-from engine.client import Saas
-from engine.definition import Definition
-from engine.discovery import Lister
+from engine.api.discovery import Lister
 from engine.errors import CtxError, SaasAuthError, SaasError
-from engine.loader import build
-from engine.outbound import Gate, Outbound, new_pool
-from engine.schema import issues, module_schema
+from engine.language.definition import Definition
+from engine.language.loader import build
+from engine.language.schema import issues, module_schema
+from engine.saas import pagination
+from engine.saas.client import Saas
+from engine.saas.outbound import Gate, Outbound, new_pool
 from tests.paged_server import FAILURES, PagedServer, closed_port_url, serve
 
 N_ITEMS = 47

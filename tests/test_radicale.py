@@ -19,7 +19,7 @@ from urllib.parse import quote
 import pytest
 from starlette.testclient import TestClient
 
-from engine import hooks
+from engine.language import hooks
 from scripts import dav, servers
 from tests.fault_proxy import Fault, proxying
 from tests.taskflow import (
@@ -100,8 +100,8 @@ def area(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
 @pytest.fixture(scope="module")
 def api(area: Backend) -> Iterator[TestClient]:
     """The engine serving modules/radicale in process (its lifespan runs the tasks)."""
-    from engine.app import create_app
-    from engine.loader import load_module
+    from engine.api.app import create_app
+    from engine.language.loader import load_module
     from engine.settings import Settings
 
     app = create_app(load_module(MODULE), Settings(storage_allow=(area.allow,)))

@@ -20,12 +20,12 @@ import pytest
 import yaml
 from starlette.testclient import TestClient
 
-from engine.app import create_app
-from engine.client import Answer, Saas
-from engine.definition import Definition
+from engine.api.app import create_app
 from engine.errors import SaasError
-from engine.loader import load_module
-from engine.outbound import outbound
+from engine.language.definition import Definition
+from engine.language.loader import load_module
+from engine.saas.client import Answer, Saas
+from engine.saas.outbound import outbound
 from engine.settings import Settings
 from scripts import servers
 from tests.fault_proxy import Fault, FaultProxy, proxying

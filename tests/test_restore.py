@@ -1,5 +1,6 @@
-"""engine.restore's pure parts: the conflict policy, which stored objects a request selects, and
-the records a stored object holds in each format, read back as backups write them."""
+"""engine.tasks.restore's pure parts: the conflict policy, which stored objects a request
+selects, and the records a stored object holds in each format, read back as backups write
+them."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from typing import Any
 import pytest
 
 from engine.errors import BackupDamaged, RequestError, TemplateError
-from engine.restore import conflict_policy, records_of, selected
 from engine.storage import CHUNK_SIZE
+from engine.tasks.restore import conflict_policy, records_of, selected
 from tests.taskparts import entry, memory_storage, write_object
 
 pytestmark = pytest.mark.anyio

@@ -8,8 +8,8 @@ import pytest
 import yaml
 from jsonschema.validators import Draft202012Validator
 
-from engine.document import parse
-from engine.schema import (
+from engine.language.document import parse
+from engine.language.schema import (
     Issue,
     check_definition,
     issues,

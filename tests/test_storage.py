@@ -24,7 +24,6 @@ from fsspec.implementations.local import LocalFileSystem
 from fsspec.implementations.memory import MemoryFileSystem
 from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
 
-from engine import transfers
 from engine.errors import (
     ChecksumMismatch,
     ConfigError,
@@ -41,6 +40,7 @@ from engine.storage import (
     merge_options,
     open_storage,
     register_classes,
+    transfers,
 )
 from scripts import servers
 

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from engine.errors import TemplateError
-from engine.templating import (
+from engine.language.templating import (
     FILTERS,
     TESTS,
     SyntaxProblem,

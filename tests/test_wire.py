@@ -1,14 +1,20 @@
 """The wire shapes of spec/module-api.md: request parsing, ctx parsing, and every builder."""
 
+from __future__ import annotations
+
 import json
 from typing import Any
 
 import pytest
 
-from engine import wire
-from engine.errors import Code, CtxError, RequestError, SaasError
+from engine.api import wire
+from engine.ctx import ROLES, build_ctx, parse_ctx, task_ctx
+from engine.errors import Code, CtxError, RequestError, SaasError, entry_of, error_entry
+from engine.language.schema import issues
 from engine.redaction import guarding
-from engine.schema import issues
+from engine.saas.access import settings_of
+from engine.saas.mapping import ResourceFields, resource_body
+from engine.tasks.answers import task_body
 
 MODULE = "kinto"
 ROOT_CTX = {"kind": "root@kinto", "type": "bucket", "values": {"bucket": "b1"}}
@@ -195,24 +201,24 @@ def test_no_request_shape_forbids_extra_keys(endpoint: str):
 
 
 def test_top_level_settings_win_over_auth_settings():
-    assert wire.settings_of({"settings": {"a": 1}, "auth": {"settings": {"a": 2}}}) == {"a": 1}
-    assert wire.settings_of({"settings": None, "auth": {"settings": {"a": 2}}}) == {"a": 2}
-    assert wire.settings_of({"auth": None}) is None
-    assert wire.settings_of({}) is None
+    assert settings_of({"settings": {"a": 1}, "auth": {"settings": {"a": 2}}}) == {"a": 1}
+    assert settings_of({"settings": None, "auth": {"settings": {"a": 2}}}) == {"a": 2}
+    assert settings_of({"auth": None}) is None
+    assert settings_of({}) is None
 
 
 # ---------------------------------------------------------------------------- ctx
 
 
 def test_a_built_ctx_parses_back_to_its_role_type_and_values():
-    ctx = wire.build_ctx(MODULE, "resource", "collection", {"bucket": "b", "collection": "c"})
+    ctx = build_ctx(MODULE, "resource", "collection", {"bucket": "b", "collection": "c"})
 
     assert ctx == {
         "kind": "resource@kinto",
         "type": "collection",
         "values": {"bucket": "b", "collection": "c"},
     }
-    parsed = wire.parse_ctx(ctx, MODULE, ["resource"])
+    parsed = parse_ctx(ctx, MODULE, ["resource"])
     assert (parsed.role, parsed.type, dict(parsed.values)) == (
         "resource",
         "collection",
@@ -248,7 +254,7 @@ def test_a_built_ctx_parses_back_to_its_role_type_and_values():
 )
 def test_a_ctx_that_does_not_fit_is_a_ctx_error(ctx: Any, message: str):
     with pytest.raises(CtxError) as raised:
-        wire.parse_ctx(ctx, MODULE, ["root", "resource"])
+        parse_ctx(ctx, MODULE, ["root", "resource"])
     assert str(raised.value) == message
     assert raised.value.code == "BAD_CTX"
     assert raised.value.status == 400
@@ -256,11 +262,11 @@ def test_a_ctx_that_does_not_fit_is_a_ctx_error(ctx: Any, message: str):
 
 def test_a_ctx_error_names_the_field_it_came_from():
     with pytest.raises(CtxError, match=r"^paginationCtx belongs to module 'other'"):
-        wire.parse_ctx({"kind": "pagination@other"}, MODULE, ["pagination"], field="paginationCtx")
+        parse_ctx({"kind": "pagination@other"}, MODULE, ["pagination"], field="paginationCtx")
 
 
 def test_the_ctx_roles_are_the_specs():
-    assert wire.ROLES == ("root", "resource", "backup", "restore", "export", "cleanup")
+    assert ROLES == ("root", "resource", "backup", "restore", "export", "cleanup")
 
 
 # ---------------------------------------------------------------------------- builders
@@ -309,11 +315,11 @@ def test_the_validate_body_is_valid_exactly_when_there_are_no_errors(
 
 
 def test_an_error_entry_carries_resource_and_field_only_when_given():
-    assert wire.error_entry(Code.SAAS_ERROR, "boom") == {
+    assert error_entry(Code.SAAS_ERROR, "boom") == {
         "code": "SAAS_ERROR",
         "description": "boom",
     }
-    assert wire.error_entry(Code.INVALID_SETTINGS, "bad", resource="r", field="user") == {
+    assert error_entry(Code.INVALID_SETTINGS, "bad", resource="r", field="user") == {
         "code": "INVALID_SETTINGS",
         "description": "bad",
         "resource": "r",
@@ -324,7 +330,7 @@ def test_an_error_entry_carries_resource_and_field_only_when_given():
 def test_an_entry_of_an_exception_carries_its_code_message_and_resource():
     error = SaasError("GET /x: the SaaS answered HTTP 500", resource="item-1")
 
-    assert wire.entry_of(error) == {
+    assert entry_of(error) == {
         "code": "SAAS_ERROR",
         "description": "GET /x: the SaaS answered HTTP 500",
         "resource": "item-1",
@@ -342,14 +348,14 @@ def test_the_error_body_carries_a_payload_only_when_given():
 
 def test_error_entries_and_bodies_mask_the_requests_secrets():
     with guarding({"settings": {"password_secret": "s3cret-value"}}):
-        entry = wire.error_entry(Code.SAAS_ERROR, "login as s3cret-value failed")
+        entry = error_entry(Code.SAAS_ERROR, "login as s3cret-value failed")
         fatal = wire.error_body(SaasError("token s3cret-value refused"))
 
     assert entry["description"] == "login as *** failed"
     assert fatal["error"]["description"] == "token *** refused"
 
 
-def _resource(**changes: Any) -> wire.ResourceFields:
+def _resource(**changes: Any) -> ResourceFields:
     fields: dict[str, Any] = {
         "id": "b1",
         "name": "Bucket 1",
@@ -359,11 +365,11 @@ def _resource(**changes: Any) -> wire.ResourceFields:
         "ctx": ROOT_CTX,
         "display_ctx": {"Bucket": "b1"},
     }
-    return wire.ResourceFields(**(fields | changes))
+    return ResourceFields(**(fields | changes))
 
 
 def test_a_resource_has_every_public_field_and_no_optional_one_unless_given():
-    assert wire.resource_body(_resource()) == {
+    assert resource_body(_resource()) == {
         "id": "b1",
         "name": "Bucket 1",
         "type": "bucket",
@@ -377,7 +383,7 @@ def test_a_resource_has_every_public_field_and_no_optional_one_unless_given():
 
 
 def test_a_resource_carries_labels_location_and_sequence_groups_when_given():
-    body = wire.resource_body(
+    body = resource_body(
         _resource(
             id=None,
             labels=[{"key": "env", "value": "prod"}, {"key": "env", "value": "eu"}],
@@ -398,7 +404,7 @@ def test_a_listing_carries_a_pagination_ctx_only_while_more_pages_remain():
     more = {"kind": "pagination@kinto", "type": "bucket", "values": {}}
 
     assert wire.listing_body([_resource()], errors, None) == {
-        "resources": [wire.resource_body(_resource())],
+        "resources": [resource_body(_resource())],
         "errors": errors,
     }
     assert wire.listing_body([], [], more) == {"resources": [], "errors": [], "paginationCtx": more}
@@ -436,7 +442,7 @@ def test_the_restore_config_is_empty_without_options():
 
 # ---------------------------------------------------------------------------- answer shapes
 
-TASK_CTX = wire.task_ctx(MODULE, "backup", "t-1")
+TASK_CTX = task_ctx(MODULE, "backup", "t-1")
 FULL_FORM = FORM | {"columns": [{"fields": [{"id": "p", "type": "password", "label": "P"}]}]}
 ANSWERS: list[tuple[str, dict[str, Any]]] = [
     (
@@ -450,7 +456,7 @@ ANSWERS: list[tuple[str, dict[str, Any]]] = [
     ("authSchema", wire.auth_schema_body(FULL_FORM)),
     (
         "authValidate",
-        wire.validate_body([wire.error_entry(Code.SAAS_AUTH_FAILED, "no", field="p")]),
+        wire.validate_body([error_entry(Code.SAAS_AUTH_FAILED, "no", field="p")]),
     ),
     (
         "roots",
@@ -460,8 +466,8 @@ ANSWERS: list[tuple[str, dict[str, Any]]] = [
                     labels=[{"key": "k", "value": "v"}], location={"cloud": {"type": "AMAZON"}}
                 )
             ],
-            [wire.error_entry(Code.SAAS_ERROR, "one failed", resource="b2")],
-            wire.build_ctx(MODULE, "pagination", "bucket", {"page": 2}),
+            [error_entry(Code.SAAS_ERROR, "one failed", resource="b2")],
+            build_ctx(MODULE, "pagination", "bucket", {"page": 2}),
         ),
     ),
     ("resources", wire.listing_body([_resource(id=None)], [], None)),
@@ -478,13 +484,13 @@ ANSWERS: list[tuple[str, dict[str, Any]]] = [
     ),
     ("scenariosRestore", wire.scenarios_body([("IN_PLACE", "In place", "Back where it was")])),
     ("configRestore", wire.config_restore_body(None)),
-    ("backup", wire.task_body("PENDING", "t-1", TASK_CTX, [], None, workingPath="memory://x")),
+    ("backup", task_body("PENDING", "t-1", TASK_CTX, [], None, workingPath="memory://x")),
     (
         "status",
-        wire.task_body("DONE", "t-1", TASK_CTX, [], {"done": 3, "total": 3, "bytes": 10})
+        task_body("DONE", "t-1", TASK_CTX, [], {"done": 3, "total": 3, "bytes": 10})
         | {"authUpdate": {"settings": {"token_secret": "new"}}},
     ),
-    ("bulkRestore", wire.task_body("RUNNING", "t-1", TASK_CTX, [], None, dryRun={"writes": 0})),
+    ("bulkRestore", task_body("RUNNING", "t-1", TASK_CTX, [], None, dryRun={"writes": 0})),
 ]
 
 
@@ -500,8 +506,8 @@ def test_every_builder_makes_an_answer_that_fits_its_endpoints_shape(
     [
         ("version", {"id": "kinto"}, ""),
         ("roots", {"resources": [{"id": 1}], "errors": []}, "/resources/0"),
-        ("backup", wire.task_body("FAILED", "t", TASK_CTX, [], None), "/status"),
-        ("status", wire.task_body("DONE", "t", {"kind": "x"}, [], None), "/ctx"),
+        ("backup", task_body("FAILED", "t", TASK_CTX, [], None), "/status"),
+        ("status", task_body("DONE", "t", {"kind": "x"}, [], None), "/ctx"),
     ],
 )
 def test_an_answer_off_its_shape_is_caught_where_it_strays(

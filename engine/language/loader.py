@@ -1,0 +1,100 @@
+"""Loads a module folder (``module.yaml``): parse with positions, check, build the model."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from engine.errors import DefinitionError
+from engine.language import checks, hooks
+from engine.language.definition import Definition, ResourceType, Scenario
+from engine.language.document import Document, Position, Problem, load
+from engine.language.schema import check_definition
+
+MODULE_FILE = "module.yaml"
+
+
+def definition_file(path: Path) -> Path:
+    """The module.yaml of a module folder, or the file itself."""
+    return path / MODULE_FILE if path.is_dir() else path
+
+
+def inspect(path: Path) -> tuple[Document, list[Problem]]:
+    """Every problem (errors and warnings) of one module, sorted by place."""
+    file = definition_file(path)
+    if not file.exists():
+        return Document(str(file), None), [Problem(str(file), Position(1, 1), "", "no such file")]
+    document, problems = load(file)
+    if document.data is None and not problems:
+        problems = [Problem(str(file), Position(1, 1), "", "the file is empty")]
+    if document.data is None:  # unreadable, invalid YAML, or empty: nothing more to check
+        return document, sorted(problems)
+    shape = check_definition(document)
+    if isinstance(document.data, Mapping):
+        shape += checks.check(document, shape_ok=not shape)
+    return document, sorted(problems + shape)
+
+
+def validate(paths: Iterable[Path]) -> list[Problem]:
+    """Every problem of every given module, in order."""
+    return [problem for path in paths for problem in inspect(path)[1]]
+
+
+def load_module(path: Path) -> Definition:
+    """The validated definition of the module at ``path``; raises DefinitionError."""
+    document, problems = inspect(path)
+    errors = [problem for problem in problems if not problem.warning]
+    if errors:
+        raise DefinitionError(list(problems))
+    warnings = tuple(str(problem) for problem in problems)
+    return build(document.data, definition_file(path).parent, warnings)
+
+
+def build(raw: Mapping[str, Any], folder: Path, warnings: tuple[str, ...] = ()) -> Definition:
+    """The model of a definition already known to be valid."""
+    specs: Mapping[str, Any] = raw["resources"]
+    types = {name: _resource_type(specs, name) for name in specs}
+    scenarios = tuple(_scenario(spec) for spec in raw.get("restore", {}).get("scenarios", []))
+    section = raw.get("hooks", {})
+    needed = any(True for _ in hooks.bindings(raw))
+    found = hooks.load(str(raw["module"]["id"]), folder, section.get("file"), needed)
+    return Definition(
+        folder=folder,
+        raw=raw,
+        types=types,
+        scenarios=scenarios,
+        warnings=warnings,
+        hooks=found,
+    )
+
+
+def _resource_type(specs: Mapping[str, Any], name: str) -> ResourceType:
+    spec = specs[name]
+    children = tuple(child for child, other in specs.items() if other.get("parent") == name)
+    return ResourceType(
+        name=name,
+        label=spec.get("label", name.replace("_", " ").title()),
+        parent=spec.get("parent"),
+        listing=spec["list"],
+        mapping=spec["resource"],
+        ctx=spec.get("ctx", {}),
+        ctx_keys=tuple(checks.ctx_keys(specs, name)),
+        children=children,
+        depth=len(checks.ancestry(specs, name)) - 1,
+        backup=tuple(spec.get("backup", [])),
+        restore=tuple(spec.get("restore", [])),
+    )
+
+
+def _scenario(spec: Mapping[str, Any]) -> Scenario:
+    types = spec.get("types")
+    return Scenario(
+        id=spec["id"],
+        kind=spec["kind"],
+        name=spec["name"],
+        description=spec.get("description", ""),
+        types=tuple(types) if types is not None else None,
+        options=spec.get("options"),
+        target=spec.get("target", {}),
+    )

@@ -1,0 +1,341 @@
+"""Credential kinds: how the connection's ``auth`` puts credentials on every SaaS request. One
+class per kind, one table (KINDS); the JSON Schema lists the same names.
+
+Static kinds render their templates once. Token kinds obtain an access token (OAuth2 client
+credentials, OAuth2 refresh token, session login), share it through the process's TokenCache
+(keyed by everything that obtains it), and renew it once when the SaaS refuses it. A session
+whose login set cookies lives in its connection only (the token is worthless without them). A
+rotated refresh token is used from then on and named by ``update`` (the settings the platform
+must store: the answer's ``authUpdate``)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from engine import redaction
+from engine.clock import Clock
+from engine.errors import SaasAuthError, SaasError, TemplateError
+from engine.language.hooks import Hooks
+from engine.language.selectors import SelectorError, select
+from engine.language.templating import render, render_tree
+from engine.saas.resilience import Policy, Retryable
+from engine.saas.tokens import Token, TokenCache, cache_key, error_code, expiry
+
+# sends the login request spec, rendered with the names given: its answer's JSON, and whether
+# it set cookies (kept by the connection that sent it)
+Login = Callable[[Mapping[str, Any], Mapping[str, Any]], Awaitable[tuple[Any, bool]]]
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What credentials add to one request."""
+
+    headers: Mapping[str, str] = field(default_factory=dict)
+    query: Mapping[str, str] = field(default_factory=dict)
+    token: Any = None  # what renew() needs to drop exactly the credentials a request carried
+
+
+@dataclass
+class Reach:
+    """What token kinds need: the connection's base URL, the HTTP pool, timeouts, the token
+    cache and the clock, and a way to send the session login through the SaaS connection."""
+
+    base: str
+    pool: httpx.AsyncClient
+    timeout: httpx.Timeout
+    tokens: TokenCache
+    clock: Clock
+    login: Login
+    hooks: Hooks
+    policy: Policy
+
+
+class Credential:
+    """Credentials of one connection."""
+
+    @property
+    def update(self) -> dict[str, Any]:
+        """Settings the platform must keep (the answer's authUpdate)."""
+        return {}
+
+    async def apply(self) -> Applied:
+        """What to add to the next request."""
+        return Applied()
+
+    async def renew(self, refused: Applied) -> bool:
+        """Called when the SaaS refused the credentials a request carried: True when a new try
+        may succeed (the client renews at most once per request)."""
+        return False
+
+
+def _value(spec: Mapping[str, Any], key: str, names: Mapping[str, Any]) -> str:
+    """One credential rendered to text; a TemplateError when it renders to nothing."""
+    place = f"/connection/auth/{key}"
+    value = render(spec[key], names, place=place)
+    if value is None or value == "":
+        raise TemplateError("rendered to null or empty text", place=place)
+    return str(value)
+
+
+class _Static(Credential):
+    def __init__(self, applied: Applied) -> None:
+        super().__init__()
+        self._applied = applied
+
+    async def apply(self) -> Applied:
+        return self._applied
+
+
+def _none(spec: Mapping[str, Any], names: Mapping[str, Any], reach: Reach) -> Credential:
+    return _Static(Applied())
+
+
+def _basic(spec: Mapping[str, Any], names: Mapping[str, Any], reach: Reach) -> Credential:
+    user, password = _value(spec, "username", names), _value(spec, "password", names)
+    token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    return _Static(Applied({"Authorization": f"Basic {token}"}))
+
+
+def _bearer(spec: Mapping[str, Any], names: Mapping[str, Any], reach: Reach) -> Credential:
+    return _Static(Applied({"Authorization": f"Bearer {_value(spec, 'token', names)}"}))
+
+
+def _api_key(spec: Mapping[str, Any], names: Mapping[str, Any], reach: Reach) -> Credential:
+    pair = {str(spec["name"]): _value(spec, "value", names)}
+    return _Static(Applied(query=pair) if spec.get("in") == "query" else Applied(headers=pair))
+
+
+class _Obtained(Credential):
+    """Credentials carried by a token the engine obtains and caches."""
+
+    step = "the token request"
+
+    def __init__(self, reach: Reach, key: str, header: str, value: str) -> None:
+        super().__init__()
+        self.reach = reach
+        self.key = key
+        self.header = header
+        self.value = value  # the header's value, a template naming ``token``
+        self._own: Token | None = None  # a token bound to this connection's cookies
+        self._first = asyncio.Lock()  # one login at a time in this connection
+
+    async def apply(self) -> Applied:
+        token = await self._token()
+        value = render(self.value, {"token": token.value}, place="/connection/auth/value")
+        return Applied({self.header: str(value)}, token=token)
+
+    async def _token(self) -> Token:
+        async with self._first:
+            own = self._own
+            if own is not None and not own.expired(self.reach.clock.now()):
+                redaction.add_secrets(own.value)
+                return own
+            token = await self.reach.tokens.get(self.key, self.fetch)
+            self._own = token if token.bound else None
+            return token
+
+    async def renew(self, refused: Applied) -> bool:
+        """Drops the refused token (unless another request already replaced it), so the next
+        apply() gets a new one."""
+        if not isinstance(refused.token, Token):
+            return False
+        if refused.token is self._own:
+            self._own = None
+        self.reach.tokens.forget(self.key, refused.token)
+        return True
+
+    async def fetch(self, refresh: str | None) -> Token:
+        raise NotImplementedError
+
+
+class _OAuth2(_Obtained):
+    """OAuth2 token endpoint grants (RFC 6749): client credentials, refresh token."""
+
+    def __init__(
+        self, spec: Mapping[str, Any], names: Mapping[str, Any], reach: Reach, grant: str
+    ) -> None:
+        self.grant = grant
+        self.url = _value(spec, "tokenUrl", names)
+        self.client_id = _value(spec, "clientId", names)
+        self.secret = _value(spec, "clientSecret", names) if "clientSecret" in spec else None
+        self.in_body = spec.get("clientAuth", "basic") == "body"
+        params = render_tree(dict(spec.get("params", {})), names, place="/connection/auth/params")
+        if "scope" in spec:
+            params["scope"] = _value(spec, "scope", names)
+        self.params = {key: str(value) for key, value in params.items() if value is not None}
+        self.refresh = _value(spec, "refreshToken", names) if grant == "refresh_token" else None
+        self.setting = spec.get("refreshTokenSetting")
+        parts = (self.url, self.client_id, self.secret, self.params, self.refresh)
+        key = cache_key(grant, *parts)
+        super().__init__(reach, key, "Authorization", "Bearer {{ token }}")
+        self.step = f"the OAuth2 {grant.replace('_', ' ')} token request"
+
+    @property
+    def update(self) -> dict[str, Any]:
+        """The newest refresh token, once it differs from the settings' (rotated, by this
+        connection or another of the process that started from the same one)."""
+        latest = self.reach.tokens.latest_refresh(self.key)
+        if self.setting and latest and latest != self.refresh:
+            return {self.setting: latest}
+        return {}
+
+    async def fetch(self, refresh: str | None) -> Token:
+        form = {"grant_type": self.grant} | self.params
+        if self.grant == "refresh_token":
+            form["refresh_token"] = refresh or str(self.refresh)
+        extra: dict[str, Any] = {}
+        if self.in_body or self.secret is None:
+            form["client_id"] = self.client_id
+            if self.secret is not None:
+                form["client_secret"] = self.secret
+        else:
+            extra["auth"] = httpx.BasicAuth(self.client_id, self.secret)
+
+        async def attempt() -> httpx.Response:
+            try:
+                response = await self.reach.pool.post(
+                    self.url, data=form, timeout=self.reach.timeout, **extra
+                )
+            except httpx.HTTPError as exc:
+                raise Retryable(
+                    f"{self.step}: cannot reach the token endpoint", kind="connect"
+                ) from exc
+            if response.status_code in self.reach.policy.statuses:
+                said = f"{self.step}: the token endpoint answered HTTP {response.status_code}"
+                raise Retryable(said, kind=str(response.status_code))
+            return response
+
+        # a token request changes nothing at the SaaS: repeating it is always safe (as a GET)
+        try:
+            response = await self.reach.policy.run("GET", attempt, self.reach.clock)
+        except SaasError as exc:
+            raise SaasAuthError(exc.message) from exc
+        body = _json(response)
+        if response.status_code != 200:
+            code = error_code(body)
+            said = f", {code}" if code else ""
+            raise SaasAuthError(
+                f"{self.step}: the token endpoint refused it (HTTP {response.status_code}{said})"
+            )
+        token = body.get("access_token") if isinstance(body, dict) else None
+        if not isinstance(token, str) or not token:
+            raise SaasAuthError(f"{self.step}: the token endpoint's answer has no access_token")
+        rotated = body.get("refresh_token")
+        return Token(
+            token,
+            expiry(self.reach.clock.now(), body.get("expires_in")),
+            rotated if isinstance(rotated, str) and rotated else None,
+        )
+
+
+def _client_credentials(
+    spec: Mapping[str, Any], names: Mapping[str, Any], reach: Reach
+) -> Credential:
+    return _OAuth2(spec, names, reach, "client_credentials")
+
+
+def _refresh_token(spec: Mapping[str, Any], names: Mapping[str, Any], reach: Reach) -> Credential:
+    return _OAuth2(spec, names, reach, "refresh_token")
+
+
+class _Session(_Obtained):
+    """A login request whose answer yields a token, applied as a header."""
+
+    step = "the session login"
+
+    def __init__(self, spec: Mapping[str, Any], names: Mapping[str, Any], reach: Reach) -> None:
+        self.request = dict(spec["login"])
+        self.names = names
+        self.selector = str(spec.get("token", "token"))
+        self.lifetime = spec.get("expiresIn")
+        rendered = render_tree(self.request, names, place="/connection/auth/login")
+        # the same login at another server is another session: never share its token
+        key = cache_key("session", reach.base, rendered)
+        header = str(spec.get("header", "Authorization"))
+        super().__init__(reach, key, header, str(spec.get("value", "Bearer {{ token }}")))
+
+    async def fetch(self, refresh: str | None) -> Token:
+        try:
+            body, cookied = await self.reach.login(self.request, self.names)
+        except SaasAuthError as exc:
+            raise SaasAuthError(f"{self.step}: {exc.message}") from exc
+        except SaasError as exc:
+            raise SaasAuthError(f"{self.step} failed: {exc.message}") from exc
+        try:
+            token = select(self.selector, body)
+            lifetime = (
+                select(self.lifetime, body) if isinstance(self.lifetime, str) else self.lifetime
+            )
+        except SelectorError as exc:
+            raise SaasAuthError(f"{self.step}: the token selector failed: {exc}") from exc
+        if not isinstance(token, str) or not token:
+            raise SaasAuthError(f"{self.step}: the answer has no token at '{self.selector}'")
+        return Token(token, expiry(self.reach.clock.now(), lifetime), bound=cookied)
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _session(spec: Mapping[str, Any], names: Mapping[str, Any], reach: Reach) -> Credential:
+    return _Session(spec, names, reach)
+
+
+class _Hooked(Credential):
+    """A module hook (point authenticate) gives what every request carries."""
+
+    def __init__(self, spec: Mapping[str, Any], names: Mapping[str, Any], reach: Reach) -> None:
+        super().__init__()
+        self.function = str(spec["function"])
+        self.settings = dict(names.get("settings", {}))
+        self.hooks = reach.hooks
+        self._renew = False
+
+    async def apply(self) -> Applied:
+        given = await self.hooks.call("authenticate", self.function, self.settings, self._renew)
+        self._renew = False
+        redaction.add_secrets(*given.get("headers", {}).values(), *given.get("query", {}).values())
+        return Applied(dict(given.get("headers", {})), dict(given.get("query", {})))
+
+    async def renew(self, refused: Applied) -> bool:
+        self._renew = True  # the next apply() tells the hook to renew
+        return True
+
+
+def _hook(spec: Mapping[str, Any], names: Mapping[str, Any], reach: Reach) -> Credential:
+    return _Hooked(spec, names, reach)
+
+
+KINDS: dict[str, Callable[[Mapping[str, Any], Mapping[str, Any], Reach], Credential]] = {
+    "none": _none,
+    "basic": _basic,
+    "bearer": _bearer,
+    "apiKey": _api_key,
+    "oauth2ClientCredentials": _client_credentials,
+    "oauth2RefreshToken": _refresh_token,
+    "session": _session,
+    "hook": _hook,
+}
+
+
+def credential_for(spec: Any, names: Mapping[str, Any], reach: Reach) -> Credential:
+    """The credentials ``spec`` describes (one kind, or alternatives: the first whose ``when``
+    holds), rendered with ``names`` (settings, platform)."""
+    if spec is None:
+        return Credential()
+    if isinstance(spec, Mapping):
+        return KINDS[spec["kind"]](spec, names, reach)
+    for index, alternative in enumerate(spec):
+        place = f"/connection/auth/{index}/when"
+        if "when" not in alternative or render(alternative["when"], names, place=place):
+            return KINDS[alternative["kind"]](alternative, names, reach)
+    raise TemplateError("no alternative applies to these settings", place="/connection/auth")

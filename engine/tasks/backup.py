@@ -1,0 +1,386 @@
+"""The backup task: walks the resource tree below the requested resources, runs each type's
+backup steps (one object, a paginated collection with optional per-item requests, downloads)
+into storage, and writes the manifest last, only when every required object was written."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping
+from contextlib import aclosing
+from functools import partial
+from typing import Any
+
+from engine.clock import iso
+from engine.concurrently import Spawn, for_each, for_each_arriving, gather, in_group
+from engine.errors import (
+    EngineError,
+    Ignored,
+    PathError,
+    SaasAuthError,
+    SaasError,
+    StorageError,
+    entry_of,
+)
+from engine.language.definition import ResourceType
+from engine.language.templating import render, render_tree
+from engine.saas import listing
+from engine.saas.client import Answer, Saas
+from engine.saas.mapping import map_item
+from engine.storage import ObjectInfo, Writer, check_path
+from engine.tasks import manifest
+from engine.tasks.job import Job
+from engine.tasks.manifest import Entry
+
+FORMATS = {"object": "json", "collection": "jsonl", "download": "raw"}  # defaults per fetch kind
+COMPRESSION = "zstd"
+SUFFIX = ".zst"
+
+
+def _json_line(record: Any) -> str:
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+def resource_label(kind: ResourceType, values: Mapping[str, Any]) -> str:
+    """How errors name a resource: its type and ctx values."""
+    return f"{kind.name} " + "/".join(str(value) for value in values.values())
+
+
+class Backup:
+    """One backup run (or resumed run) of a task."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.definition = job.definition
+        self.saas = job.source
+        self.journal = job.journal
+        self.options: Mapping[str, Any] = job.request.get("options") or {}
+        self.excluded = frozenset(job.request.get("excludes") or ())
+        # twice the SaaS's concurrency: a unit storing what it fetched has let go of the SaaS
+        # gate (engine.outbound), so another can fetch meanwhile
+        self.units_limit = 2 * job.concurrency
+        self.units = asyncio.Semaphore(self.units_limit)
+        self.claimed: set[str] = set()
+        self.failures = 0
+        self.seen = 0
+        self.listings = 0
+
+    async def run(self) -> None:
+        """Backs everything up; raises when a required object could not be written."""
+        await self.job.storage.sweep()  # a resumed backup: what the killed run left half-written
+        # bytes too: each unit a previous run finished counts again once found whole
+        self.journal.progress.update(done=0, total=None, bytes=0)
+        items = self.job.request["items"]
+        self.seen = self.listings = len(items)  # an item not yet walked counts as a listing
+        await for_each(self._item, items, limit=self.job.concurrency)
+        self.journal.progress["total"] = self.seen
+        if self.failures:
+            raise SaasError(
+                f"the backup is incomplete: {self.failures} required part(s) failed (see errors);"
+                " no manifest was written"
+            )
+        await self._manifest()
+
+    async def _manifest(self) -> None:
+        entries = [Entry.from_json(unit) for unit in self.journal.units.values()]
+        entries.sort(key=lambda entry: (self.definition.types[entry.type].depth, entry.path))
+        record = self.journal.record
+        document = manifest.build(
+            task_uuid=record["taskUuid"],
+            module=self.definition.identity,
+            engine_version=self.job.engine_version,
+            request=record["request"],
+            entries=entries,
+            errors=record["errors"],
+            started=record["createdAt"],
+            finished=iso(self.journal.clock.now()),
+        )
+        await manifest.write(self.job.storage, document, self.journal.save)
+
+    # the walk ------------------------------------------------------------------------------
+    async def _item(self, item: Mapping[str, Any]) -> None:
+        """Walks one requested resource and everything below it, to the end."""
+        kind = self.definition.types[item["type"]]
+        await in_group(
+            lambda spawn: [spawn(self._resource(kind, item["values"], spawn, requested=True))]
+        )
+
+    async def _resource(
+        self,
+        kind: ResourceType,
+        values: Mapping[str, Any],
+        spawn: Spawn,
+        *,
+        requested: bool = False,
+    ) -> None:
+        label = resource_label(kind, values)
+        units = []
+        for index, step in enumerate(kind.backup):
+            place = f"/resources/{kind.name}/backup/{index}"
+            try:
+                wanted = "when" not in step or render(
+                    step["when"], {"ctx": values, "options": self.options}, place=f"{place}/when"
+                )
+            except EngineError as exc:
+                self._failed(exc, label, required=True)
+                continue
+            if wanted:
+                units.append(spawn(self._step(kind, values, step, place)))
+        for child in kind.children:
+            if child not in self.excluded:
+                self.listings += 1
+                spawn(self._children(self.definition.types[child], values, spawn))
+        if requested:
+            self._listed()
+        if units:
+            await asyncio.wait(units)
+        self.journal.progress["done"] += 1
+
+    async def _children(self, kind: ResourceType, parent: Mapping[str, Any], spawn: Spawn) -> None:
+        names = {"settings": self.saas.settings, "ctx": parent}
+        place = f"/resources/{kind.name}/list"
+        try:
+            async for page in listing.pages(self.saas, kind.listing, names, place=place):
+                for item in page:
+                    fields = map_item(self.definition.id, kind, item, parent)
+                    if fields.can_backup:
+                        self.seen += 1
+                        spawn(self._resource(kind, fields.ctx["values"], spawn))
+        except (SaasAuthError, StorageError):
+            raise
+        except EngineError as exc:
+            self._failed(exc, resource_label(kind, parent), required=True)
+        finally:
+            self._listed()
+
+    def _listed(self) -> None:
+        """One listing (or requested item) less to wait for; with none left, the total is known."""
+        self.listings -= 1
+        if self.listings == 0:
+            self.journal.progress["total"] = self.seen
+
+    async def _step(
+        self, kind: ResourceType, values: Mapping[str, Any], step: Mapping[str, Any], place: str
+    ) -> None:
+        label = resource_label(kind, values)
+        required = bool(step.get("required", True))
+        if step["fetch"] != "download" or "list" not in step:
+            await self._unit(kind, values, step, place, None)
+            return
+        names = {"settings": self.saas.settings, "ctx": values}
+        one = partial(self._unit, kind, values, step, place)
+        try:  # a unit records its own failures: what arrives here is the listing's
+            async with aclosing(_listed_items(self.saas, step["list"], names, place)) as found:
+                await for_each_arriving(one, found, limit=self.units_limit)
+        except (SaasAuthError, StorageError):
+            raise
+        except EngineError as exc:
+            self._failed(exc, label, required=required)
+
+    # one object ----------------------------------------------------------------------------
+    async def _unit(
+        self,
+        kind: ResourceType,
+        values: Mapping[str, Any],
+        step: Mapping[str, Any],
+        place: str,
+        item: Any,
+    ) -> None:
+        label = resource_label(kind, values)
+        required = bool(step.get("required", True))
+        try:
+            key = self._claim(step, values, item, place)
+            if await self._already_done(key):
+                return
+            async with self.units:
+                info = await _FETCHERS[step["fetch"]](self, step, values, item, key, place)
+            meta = self._meta(step, values, item, place)
+        except (SaasAuthError, StorageError):
+            raise
+        except Ignored:  # a response rule: nothing to store for this unit
+            return
+        except EngineError as exc:
+            self._failed(exc, label, required=required)
+            return
+        fmt = str(step.get("format", FORMATS[step["fetch"]]))
+        entry = Entry(info, kind.name, step["id"], dict(values), fmt, meta)
+        self.journal.progress["bytes"] += info.size
+        await self.journal.unit(key, entry.to_json())
+
+    def _claim(
+        self, step: Mapping[str, Any], values: Mapping[str, Any], item: Any, place: str
+    ) -> str:
+        names = {"ctx": values, "options": self.options} | ({} if item is None else {"item": item})
+        rendered = render(step["to"], names, place=f"{place}/to")
+        if not isinstance(rendered, str) or not rendered:
+            raise PathError(f"{place}/to: the path rendered to {rendered!r}", template=step["to"])
+        key = check_path(rendered + SUFFIX, template=f"{place}/to")
+        if key in self.claimed:
+            raise PathError(f"{place}/to: two objects of this backup render the path '{key}'")
+        self.claimed.add(key)
+        return key
+
+    async def _already_done(self, key: str) -> bool:
+        """A unit a previous run finished, whose object is still there whole."""
+        done = self.journal.units.get(key)
+        if done is None:
+            return False
+        if await self.job.storage.size(key) == done.get("size"):
+            self.journal.progress["bytes"] += done["size"]
+            return True
+        del self.journal.units[key]
+        return False
+
+    def _meta(
+        self, step: Mapping[str, Any], values: Mapping[str, Any], item: Any, place: str
+    ) -> dict[str, Any]:
+        if "meta" not in step:
+            return {}
+        meta = render_tree(dict(step["meta"]), {"ctx": values, "item": item}, place=f"{place}/meta")
+        return dict(meta)
+
+    def _failed(self, exc: EngineError, label: str, *, required: bool) -> None:
+        entry = entry_of(exc)
+        entry["resource"] = label
+        self.journal.error(entry)
+        self.failures += 1 if required else 0
+
+    # fetch kinds ---------------------------------------------------------------------------
+    async def _object(
+        self,
+        step: Mapping[str, Any],
+        values: Mapping[str, Any],
+        item: Any,
+        key: str,
+        place: str,
+    ) -> ObjectInfo:
+        names = {"settings": self.saas.settings, "ctx": values, "options": self.options}
+        if step.get("format", "json") == "raw":
+            return await self._stream(step, names, key, place)
+        answer = await self.saas.send(step["request"], names, place=f"{place}/request")
+        data = await self._picked(step, answer, values)
+        [data] = await self._transformed(step, [data], values) or [None]
+        if data is None:
+            raise Ignored(f"{answer.label}: the transform hook dropped the object")
+        async with self.job.storage.writer(key, compress=COMPRESSION) as writer:
+            await writer.write(json.dumps(data, ensure_ascii=False).encode())
+            writer.records = 1
+        return writer.info
+
+    async def _collection(
+        self,
+        step: Mapping[str, Any],
+        values: Mapping[str, Any],
+        item: Any,
+        key: str,
+        place: str,
+    ) -> ObjectInfo:
+        names = {"settings": self.saas.settings, "ctx": values}
+        as_array = step.get("format", "jsonl") == "json"
+        async with self.job.storage.writer(key, compress=COMPRESSION) as writer:
+            if as_array:
+                await writer.write(b"[")
+            async for page in listing.pages(self.saas, step["list"], names, place=f"{place}/list"):
+                records = page
+                if "each" in step:
+                    records = await self._each(step["each"], values, page, f"{place}/each")
+                records = await self._transformed(step, records, values)
+                await _write_records(writer, records, as_array=as_array)
+            if as_array:
+                await writer.write(b"]")
+        return writer.info
+
+    async def _each(
+        self, each: Mapping[str, Any], values: Mapping[str, Any], page: list[Any], place: str
+    ) -> list[Any]:
+        names = {"settings": self.saas.settings, "ctx": values, "options": self.options}
+
+        async def one(item: Any) -> list[Any]:
+            try:
+                answer = await self.saas.send(
+                    each["request"], names | {"item": item}, place=f"{place}/request"
+                )
+            except Ignored:  # a response rule (an item deleted meanwhile, say): leave it out
+                return []
+            return [await self._picked(each, answer, values)]
+
+        found = await gather(one(item) for item in page)
+        return [record for records in found for record in records]
+
+    async def _picked(
+        self, spec: Mapping[str, Any], answer: Answer, values: Mapping[str, Any]
+    ) -> Any:
+        """What a step keeps of an answer: its parse hook's value, or what select picks."""
+        if "parse" not in spec:
+            return answer.select(str(spec.get("select", "@")))
+        hooks = self.definition.hooks
+        return await hooks.call("parse", spec["parse"], answer, dict(values), resource=answer.label)
+
+    async def _transformed(
+        self, step: Mapping[str, Any], records: list[Any], values: Mapping[str, Any]
+    ) -> list[Any]:
+        """The records as the step's transform hook changes them (None drops one)."""
+        if "transform" not in step:
+            return records
+        hooks, name = self.definition.hooks, step["transform"]
+        label = f"{step['id']} of " + "/".join(str(value) for value in values.values())
+        changed = [
+            await hooks.call("transform", name, record, dict(values), resource=label)
+            for record in records
+        ]
+        return [record for record in changed if record is not None]
+
+    async def _download(
+        self,
+        step: Mapping[str, Any],
+        values: Mapping[str, Any],
+        item: Any,
+        key: str,
+        place: str,
+    ) -> ObjectInfo:
+        names = {"settings": self.saas.settings, "ctx": values, "options": self.options}
+        return await self._stream(step, names | {"item": item}, key, place)
+
+    async def _stream(
+        self, step: Mapping[str, Any], names: Mapping[str, Any], key: str, place: str
+    ) -> ObjectInfo:
+        async with self.job.storage.writer(key, compress=COMPRESSION) as writer:
+            await self.saas.download(step["request"], names, writer.write, place=f"{place}/request")
+            writer.records = 1
+        return writer.info
+
+
+async def _listed_items(
+    saas: Saas, spec: Mapping[str, Any], names: Mapping[str, Any], place: str
+) -> AsyncGenerator[Any, None]:
+    """The items of a listing one by one, as its pages arrive."""
+    async for page in listing.pages(saas, spec, names, place=place):
+        for item in page:
+            yield item
+
+
+async def _write_records(writer: Writer, records: list[Any], *, as_array: bool) -> None:
+    if not records:
+        return
+    if as_array:
+        lead = b"," if writer.records else b""
+        body = ",".join(json.dumps(record, ensure_ascii=False) for record in records)
+        await writer.write(lead + body.encode())
+    else:
+        await writer.write("".join(_json_line(record) for record in records).encode())
+    writer.records += len(records)
+
+
+Fetcher = Callable[
+    [Backup, Mapping[str, Any], Mapping[str, Any], Any, str, str], Coroutine[Any, Any, ObjectInfo]
+]
+_FETCHERS: dict[str, Fetcher] = {
+    "object": Backup._object,
+    "collection": Backup._collection,
+    "download": Backup._download,
+}
+
+
+async def run(job: Job) -> None:
+    """The backup task."""
+    await Backup(job).run()

@@ -1,0 +1,303 @@
+"""The restore task: reads a complete backup (manifest first, every checksum verified before any
+write), and writes each stored record back with the module's restore steps, parents before
+children, under the scenario's target and the conflict policy; or, as a dry run, only lists the
+writes it would make."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from engine.concurrently import for_each, for_each_arriving
+from engine.errors import (
+    BackupDamaged,
+    EngineError,
+    Ignored,
+    RequestError,
+    SaasAuthError,
+    SaasError,
+    StorageError,
+    entry_of,
+)
+from engine.language.definition import ResourceType, Scenario
+from engine.language.templating import render, render_tree
+from engine.storage import Storage
+from engine.tasks import manifest
+from engine.tasks.job import Job
+from engine.tasks.manifest import Entry, by_resource, resource_key
+
+POLICIES = ("skip", "overwrite", "fail")
+WINDOW = 64  # records of one object in flight at once (each write still waits for the SaaS gate)
+_OUTCOMES = ("written", "skipped", "failed")
+PLAN_LIMIT = 1000  # writes a dry run lists (it counts them all)
+
+
+def conflict_policy(template: str, options: Mapping[str, Any]) -> str:
+    """The rendered conflict policy; RequestError when the options make it something else."""
+    policy = render(template, {"options": options}, place="/restore/conflict")
+    if policy not in POLICIES:
+        raise RequestError(
+            f"the conflict policy is '{policy}'; expected one of skip, overwrite, fail"
+        )
+    return str(policy)
+
+
+def selected(entries: Sequence[Entry], items: Sequence[Mapping[str, Any]]) -> list[Entry]:
+    """The objects that belong to the requested resources (or their descendants)."""
+    return [
+        entry
+        for entry in entries
+        if any(
+            all(entry.values.get(key) == value for key, value in item["values"].items())
+            for item in items
+        )
+    ]
+
+
+async def records_of(storage: Storage, entry: Entry) -> AsyncGenerator[Any, None]:
+    """The records a stored object holds: JSON Lines one by one, a JSON array item by item, any
+    other JSON value or a raw (text) object as one record."""
+    with manifest.listed(storage, entry.path):
+        async for record in _records(storage, entry):
+            yield record
+
+
+async def _records(storage: Storage, entry: Entry) -> AsyncGenerator[Any, None]:
+    async with storage.reader(entry.path, compression=entry.info.compression) as reader:
+        if entry.format == "jsonl":
+            rest = b""
+            async for chunk in reader:
+                lines = (rest + chunk).split(b"\n")
+                rest = lines.pop()
+                for line in lines:
+                    if line.strip():
+                        yield _parsed(line, entry, storage.url)
+            if rest.strip():
+                yield _parsed(rest, entry, storage.url)
+            return
+        whole = b"".join([chunk async for chunk in reader])
+    if entry.format == "raw":
+        try:
+            yield whole.decode()
+        except UnicodeDecodeError as exc:
+            raise _damaged(entry, storage.url, "is not UTF-8 text") from exc
+        return
+    data = _parsed(whole, entry, storage.url)
+    for record in data if isinstance(data, list) else [data]:
+        yield record
+
+
+def _parsed(line: bytes, entry: Entry, url: str) -> Any:
+    try:
+        return json.loads(line)
+    except ValueError as exc:
+        raise _damaged(entry, url, "holds a record that is not JSON") from exc
+
+
+def _damaged(entry: Entry, url: str, why: str) -> BackupDamaged:
+    return BackupDamaged(f"the backup is damaged: {entry.path} {why}", url=url, path=entry.path)
+
+
+@dataclass
+class _Unit:
+    """One stored object being written back."""
+
+    kind: ResourceType
+    entry: Entry
+    steps: list[tuple[int, Mapping[str, Any]]]
+    target: Mapping[str, Any]
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_OUTCOMES, 0))
+    remembered: dict[str, Any] = field(default_factory=dict)
+
+
+class Restore:
+    """One restore run (or resumed run) of a task."""
+
+    def __init__(self, job: Job, scenario: Scenario | None) -> None:
+        self.job = job
+        self.definition = job.definition
+        self.saas = job.source
+        self.journal = job.journal
+        request = job.request
+        self.options: Mapping[str, Any] = request.get("options") or {}
+        self.scenario = scenario
+        self.target: Mapping[str, Any] = (request.get("target") or {}).get("values", {})
+        self.dry_run = bool(request.get("dryRun"))
+        self.policy = conflict_policy(self.definition.conflict, self.options)
+        self.units = asyncio.Semaphore(job.concurrency)
+        self.remembered: dict[tuple[str, str], dict[str, Any]] = {}
+        self.plan: dict[str, Any] = {"writes": 0, "requests": []}
+
+    async def run(self) -> None:
+        """Verifies, then writes back every selected object, depth by depth."""
+        found = await manifest.read(self.job.storage, self.definition.id, self.definition.types)
+        entries = selected(found.entries, self.job.request["items"])
+        await manifest.verify(self.job.storage, entries, self.job.concurrency)
+        levels = self._levels(entries)
+        self.journal.progress.update(done=0, total=sum(map(len, levels)))
+        for unit in self.journal.units.values():
+            self._remember(unit.get("type", ""), unit.get("values", {}), unit.get("remember", {}))
+        for level in levels:
+            await for_each(self._resource, level, limit=self.job.concurrency)
+        if self.dry_run:
+            self.journal.record["dryRun"] = self.plan
+
+    def _levels(self, entries: Sequence[Entry]) -> list[list[list[Entry]]]:
+        """The objects grouped by resource, the resources by depth: parents come first, and a
+        resource's objects go in the order of its backup steps (a collection before its
+        records)."""
+        levels: dict[int, list[list[Entry]]] = {}
+        for objects in by_resource(self.definition, entries).values():
+            kind = self.definition.types[objects[0].type]
+            steps = [step["id"] for step in kind.backup]
+            objects.sort(key=lambda entry: steps.index(entry.step) if entry.step in steps else 0)
+            levels.setdefault(kind.depth, []).append(objects)
+        return [levels[depth] for depth in sorted(levels)]
+
+    async def _resource(self, objects: list[Entry]) -> None:
+        for entry in objects:
+            await self._object(entry)
+        self.journal.progress["done"] += 1
+
+    async def _object(self, entry: Entry) -> None:
+        if entry.path in self.journal.units and not self.dry_run:
+            return
+        kind = self.definition.types[entry.type]
+        steps = [(i, step) for i, step in enumerate(kind.restore) if entry.step in _sources(step)]
+        async with self.units:
+            unit = _Unit(kind, entry, steps, self._target(kind, entry))
+            async with aclosing(records_of(self.job.storage, entry)) as records:
+                await for_each_arriving(partial(self._record, unit), records, limit=WINDOW)
+        self._remember(kind.name, entry.values, unit.remembered)
+        self.journal.progress["bytes"] += entry.info.size
+        if not self.dry_run:
+            done = unit.counts | {"type": kind.name, "values": dict(entry.values)}
+            await self.journal.unit(entry.path, done | {"remember": unit.remembered})
+
+    async def _record(self, unit: _Unit, record: Any) -> None:
+        """Writes one stored record with every restore step that takes its object."""
+        for index, step in unit.steps:
+            place = f"/resources/{unit.kind.name}/restore/{index}"
+            try:
+                written = await self._transformed(step, record, unit)
+                names = {
+                    "settings": self.saas.settings,
+                    "ctx": unit.entry.values,
+                    "target": unit.target,
+                    "options": self.options,
+                    "record": written,
+                    "meta": unit.entry.meta,
+                }
+                outcome = (
+                    "skipped"
+                    if written is None
+                    else await self._write(step, names, place, unit.remembered)
+                )
+            except (SaasAuthError, StorageError):
+                raise
+            except EngineError as exc:
+                error = entry_of(exc)
+                error["resource"] = f"{unit.kind.name} {unit.entry.path}"
+                self.journal.error(error)
+                outcome = "failed"
+            unit.counts[outcome] += 1
+
+    async def _transformed(self, step: Mapping[str, Any], record: Any, unit: _Unit) -> Any:
+        """The record as the step's transform hook changes it (None: not written)."""
+        if "transform" not in step:
+            return record
+        return await self.definition.hooks.call(
+            "transform",
+            step["transform"],
+            record,
+            dict(unit.entry.values),
+            resource=unit.entry.path,
+        )
+
+    async def _write(
+        self,
+        step: Mapping[str, Any],
+        names: Mapping[str, Any],
+        place: str,
+        remembered: dict[str, Any],
+    ) -> str:
+        if "when" in step and not render(step["when"], names, place=f"{place}/when"):
+            return "skipped"
+        request = dict(step["request"])
+        conflict: Mapping[str, Any] = step.get("conflict", {})
+        if conflict and self.policy != "overwrite":
+            request["headers"] = dict(request.get("headers", {})) | dict(
+                conflict.get("headers", {})
+            )
+        if self.dry_run:
+            self._planned(request, names, place)
+            return "written"
+        statuses = conflict.get("status", ())
+        try:
+            answer = await self.saas.send(request, names, place=f"{place}/request", accept=statuses)
+        except Ignored:  # a response rule: the write is not needed
+            return "skipped"
+        if answer.status in statuses:
+            if self.policy == "fail":
+                raise SaasError(f"{answer.label}: the object exists (conflict policy: fail)")
+            return "skipped"
+        if "remember" in step:
+            found = {"answer": answer.json(), "record": names["record"]} | {
+                "ctx": names["ctx"],
+                "target": names["target"],
+            }
+            remembered |= render_tree(dict(step["remember"]), found, place=f"{place}/remember")
+        return "written"
+
+    def _planned(self, request: Mapping[str, Any], names: Mapping[str, Any], place: str) -> None:
+        self.plan["writes"] += 1
+        if len(self.plan["requests"]) < PLAN_LIMIT:
+            path = render(request["path"], names, place=f"{place}/request/path")
+            method = str(request.get("method", "GET"))
+            ctx = names["ctx"]
+            resource = "/".join(str(value) for value in ctx.values())
+            self.plan["requests"].append({"method": method, "path": path, "resource": resource})
+
+    def _target(self, kind: ResourceType, entry: Entry) -> dict[str, Any]:
+        """Where an object is written: its own ctx values, replaced by the scenario's target,
+        the request's target and the values its ancestors' writes remembered."""
+        target = dict(entry.values)
+        if self.scenario is not None and self.scenario.target:
+            names = {"ctx": entry.values, "options": self.options}
+            pointer = f"/restore/scenarios/{self.scenario.id}/target"
+            target |= render_tree(dict(self.scenario.target), names, place=pointer)
+        target |= {key: value for key, value in self.target.items() if key in target}
+        for name in _lineage(self.definition.types, kind):
+            target |= self.remembered.get(
+                resource_key(self.definition.types[name], entry.values), {}
+            )
+        return target
+
+    def _remember(
+        self, type_name: str, values: Mapping[str, Any], found: Mapping[str, Any]
+    ) -> None:
+        kind = self.definition.types.get(type_name)
+        if kind is not None and found:
+            self.remembered.setdefault(resource_key(kind, values), {}).update(found)
+
+
+def _sources(step: Mapping[str, Any]) -> list[str]:
+    source = step["from"]
+    return list(source) if isinstance(source, list) else [source]
+
+
+def _lineage(types: Mapping[str, ResourceType], kind: ResourceType) -> list[str]:
+    chain = [kind.name]
+    while (parent := types[chain[-1]].parent) is not None:
+        chain.append(parent)
+    return list(reversed(chain))
+
+
+async def run(job: Job, scenario: Scenario | None) -> None:
+    """The restore task."""
+    await Restore(job, scenario).run()
