@@ -31,7 +31,7 @@ TITLE = "Records: backing up one Kinto collection"
 RECORDS = {"full": 20_000, "smoke": 200}
 PAGE = {"full": 1000, "smoke": 50}  # Kinto's paginate_by
 WITH_PERMISSIONS = {"full": 2_000, "smoke": 30}
-COMPRESSION_LEVEL = 3  # the engine's zstd level (engine/storage/transfers.py CODECS, backup COMPRESSION)
+COMPRESSION_LEVEL = 3  # the engine's zstd level (storage/transfers.py CODECS, backup COMPRESSION)
 CONCURRENCY = 8  # the Kinto module's connection.concurrency (the engine's default)
 BUCKET, COLLECTION = "b000", "c000"  # what servers.seed_kinto names the first ones
 

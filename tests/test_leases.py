@@ -11,7 +11,6 @@ import pytest
 
 from engine.errors import LeaseLost
 from engine.storage import Storage, open_storage
-from engine.tasks.fencing import FencedStorage
 from engine.tasks.guards import Guards
 from engine.tasks.journal import Journal, new_record, take_lease
 from tests.taskflow import Backend
@@ -141,7 +140,7 @@ async def test_a_runner_taken_over_while_paused_commits_no_object_once_it_wakes(
         clock.time += 11  # paused past staleness: another runner takes the task over
         data, version = await storage.read_versioned(first.path)
         assert await take_lease(storage, data, version, clock, lease_seconds=10) is not None
-        fenced = FencedStorage(storage, first.fence)
+        fenced = storage.fenced(first.fence)
 
         with pytest.raises(LeaseLost):
             async with fenced.writer("late.json.zst") as writer:
@@ -159,7 +158,7 @@ async def test_a_runner_whose_lease_is_fresh_commits_objects_without_saving_its_
         saved = (await storage.read_versioned(journal.path))[1]
         clock.time += 4
 
-        async with FencedStorage(storage, journal.fence).writer("a.json.zst") as writer:
+        async with storage.fenced(journal.fence).writer("a.json.zst") as writer:
             await writer.write(b"{}")
 
         assert await storage.size("a.json.zst") == writer.info.size

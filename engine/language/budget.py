@@ -1,6 +1,7 @@
 """What one template render may spend: time, the size of what it builds, range lengths and
-the operands of powers, repeats and paddings. The sandbox's hooks (engine/language/templating.py) call
-these checks; a render past a limit fails with LimitExceeded instead of holding the event loop."""
+the operands of powers, repeats and paddings. The sandbox's hooks (engine/language/templating.py)
+call these checks; a render past a limit fails with LimitExceeded instead of holding the event
+loop."""
 
 from __future__ import annotations
 

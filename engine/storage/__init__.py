@@ -33,7 +33,7 @@ from engine.storage.locations import (
     check_path,
     merge_options,
 )
-from engine.storage.objects import Boundary, Closable, ObjectInfo, Place, Reader, Writer
+from engine.storage.objects import Boundary, Closable, Fence, ObjectInfo, Place, Reader, Writer
 from engine.storage.transfers import CHUNK_SIZE, CODECS, Codec
 from engine.storage.workers import Endpoint, Limits, Workers, configure, shared
 
@@ -76,6 +76,14 @@ class Storage(Closable["Storage"]):
         self._boundary = boundary
         self._area = area
         self._endpoint = endpoint
+        self._fence: Fence | None = None
+
+    def fenced(self, fence: Fence) -> Storage:
+        """The same root, whose objects commit only past the fence (a task's lease: a runner
+        taken over stores nothing more). It shares this storage's sessions: close this one."""
+        fenced = Storage(self._fs, self.root, self._boundary, self._area, self._endpoint)
+        fenced._fence = fence
+        return fenced
 
     @property
     def url(self) -> str:
@@ -97,7 +105,7 @@ class Storage(Closable["Storage"]):
     ) -> Writer:
         """A writer for one object: ``async with storage.writer(p) as w: await w.write(b)``."""
         place = self._place(relative, engine=engine)
-        return Writer(place, compress, self._codec(compress, relative), level)
+        return Writer(place, compress, self._codec(compress, relative), level, self._fence)
 
     def reader(self, relative: str, *, compression: str | None) -> Reader:
         """A reader of one object's decompressed bytes: ``async with ... as r: async for``."""

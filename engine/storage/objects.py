@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from abc import abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from types import TracebackType
@@ -24,6 +24,7 @@ from engine.storage.workers import Deadline, Endpoint
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 _Bound = TypeVar("_Bound")  # what ``async with ... as`` binds
+Fence = Callable[[], Awaitable[None]]  # returns while a writer may still commit, else raises
 
 
 class Closable(AbstractAsyncContextManager[_Bound, None]):
@@ -191,12 +192,19 @@ class Place:
 
 class Writer:
     """An object streamed into storage: its ``async with`` block commits it whole on success and
-    discards it on any failure. Bump ``records`` per record written; ``info`` describes it."""
+    discards it on any failure. Bump ``records`` per record written; ``info`` describes it.
+    With a fence, the object commits only once the fence passes (a task's lease holds)."""
 
     def __init__(
-        self, place: Place, compression: str | None, codec: Codec, level: int | None
+        self,
+        place: Place,
+        compression: str | None,
+        codec: Codec,
+        level: int | None,
+        fence: Fence | None = None,
     ) -> None:
         self.records = 0
+        self._fence = fence
         self._place = place
         self._compression = compression
         self._codec = codec
@@ -231,6 +239,8 @@ class Writer:
             await self._abandon()
             return
         try:
+            if self._fence is not None:
+                await self._fence()
             await self._commit()
         except BaseException:
             await self._abandon()

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from engine.clock import Clock, iso, parse_iso
+from engine.ctx import TASK_ROLES
 from engine.errors import EngineError, LeaseLost, RequestError, StorageError
 from engine.redaction import scrub
 from engine.storage import ENGINE_DIR, Storage
@@ -84,6 +85,7 @@ def check_record(data: Any, task_uuid: str) -> dict[str, Any]:
         or any(key not in data for key in fields)
         or data["taskUuid"] != task_uuid
         or data["status"] not in STATUSES
+        or data["kind"] not in TASK_ROLES
         or not isinstance(data["units"], dict)
         or not isinstance(data["errors"], list)
     ):

@@ -1,20 +1,19 @@
-"""Tasks (backup, restore, export, cleanup): starting them, answering /api/status, resuming a
-task whose owner died, heartbeats and shutdown. Everything a task needs to go on lives in its
-record in storage (engine/tasks/journal.py; design in docs/tasks.md), so any process can take it up."""
+"""Tasks: starting them, answering /api/status, resuming a task whose owner died, heartbeats and
+shutdown; what each kind does is its row in engine/tasks/kinds.py. Everything a task needs to go
+on lives in its record in storage (journal.py; design in docs/tasks.md), so any process can take
+it up."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from engine.clock import Clock, SystemClock
 from engine.ctx import parse_task_ctx, task_ctx
 from engine.errors import (
-    BackupExists,
     EngineError,
     LeaseLost,
     NotFoundError,
@@ -23,18 +22,14 @@ from engine.errors import (
     Unavailable,
     entry_of,
 )
-from engine.language import forms
-from engine.language.definition import Definition, Scenario
-from engine.language.schema import suggest
+from engine.language.definition import Definition
 from engine.logs import current_task
 from engine.saas import access
 from engine.saas.client import Saas
 from engine.saas.outbound import Outbound
 from engine.settings import Settings
-from engine.storage import MANIFEST, Storage, open_storage
-from engine.tasks import backup, export, manifest, restore
+from engine.storage import Storage, open_storage
 from engine.tasks.answers import record_answer, recorded_error, task_body
-from engine.tasks.fencing import FencedStorage
 from engine.tasks.guards import Guards
 from engine.tasks.handover import Handover, Handovers, presented
 from engine.tasks.job import Job
@@ -47,9 +42,10 @@ from engine.tasks.journal import (
     record_path,
     take_lease,
 )
+from engine.tasks.kinds import KINDS, AtOnce, Kind, Recorded
+from engine.tasks.requests import Requests
 
 log = logging.getLogger("engine.tasks.lifecycle")
-RESOURCE_ROLES = ("root", "resource")
 
 
 @dataclass
@@ -68,14 +64,6 @@ class _Running:
         return Handover(self.started, self.saas.auth_update if self.saas is not None else {})
 
 
-@dataclass(frozen=True)
-class _Start:
-    """A task's request, checked: what its record keeps (no secrets), and its scenario."""
-
-    request: dict[str, Any]
-    scenario: Scenario | None = None
-
-
 @dataclass
 class Tasks:
     """The tasks of one engine process."""
@@ -91,6 +79,11 @@ class Tasks:
     # settings obtained by finished tasks (rotated refresh tokens), still to hand over; memory only
     handed: Handovers = field(default_factory=Handovers)
     stopping: bool = False
+
+    @property
+    def requests(self) -> Requests:
+        """The request checks of this module's tasks."""
+        return Requests(self.definition, self.settings.max_items)
 
     # the API ---------------------------------------------------------------------------------
     async def start(
@@ -108,27 +101,25 @@ class Tasks:
             return self._answer(self.running[task_uuid], body)
         if self.stopping:
             raise Unavailable("the engine is shutting down; retry on another replica")
-        start = _CHECKS[role](self, body, bulk)
-        if role in ("backup", "restore"):
-            access.open_saas(self.definition, self.outbound, body)  # 422 before any I/O
+        kind = KINDS[role]
+        request = kind.check(self.requests, body, bulk)
+        saas = self._saas(kind, body)  # 422 before any I/O
         storage = await self._open(body["storage"], body)
         storages = [storage]
         try:
             found = await self._record(storage, task_uuid)
             if found is not None:
-                return await self._resume_or_answer(*found, storages, body)
-            if role == "cleanup":
-                await _remove(storage)
-                ctx = task_ctx(self.definition.id, role, task_uuid)
-                return task_body("DONE", task_uuid, ctx, [], {"done": 1, "total": 1, "bytes": 0})
-            await _PREFLIGHTS[role](self, storage)
-            if role == "export":
+                return await self._resume_or_answer(*found, storages, body, saas)
+            if isinstance(kind.run, AtOnce):
+                return await self._at_once(kind.run, storage, task_uuid, role)
+            await kind.run.preflight(storage, self.definition)
+            if kind.destination:
                 storages.append(await self._open(body["destination"], body))
             record = new_record(
                 task_uuid,
                 role,
                 module=self.definition.identity,
-                request=start.request,
+                request=request,
                 owner=new_owner(),
                 now=self.clock.now(),
             )
@@ -140,7 +131,7 @@ class Tasks:
         except BaseException:
             await _close(storages)
             raise
-        return self._launch(journal, storages, body)
+        return self._launch(journal, storages, body, saas)
 
     async def status(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """The state of a task: from memory when this process runs it, else from its record,
@@ -167,14 +158,13 @@ class Tasks:
         storages = [storage]
         try:
             found = await self._record(storage, task_uuid)
-            if found is None and role == "cleanup":
-                await _remove(storage)  # cleanup keeps no record; doing it again is harmless
-                ctx = task_ctx(self.definition.id, role, task_uuid)
-                return task_body("DONE", task_uuid, ctx, [], {"done": 1, "total": 1, "bytes": 0})
+            run = KINDS[role].run
+            if found is None and isinstance(run, AtOnce):  # it kept no record: do it again
+                return await self._at_once(run, storage, task_uuid, role)
             if found is None:
                 raise NotFoundError(f"no task {task_uuid} at {storage.url}")
             record = found[0]
-            if record["kind"] == "export" and record["status"] in ("PENDING", "RUNNING"):
+            if KINDS[record["kind"]].destination and record["status"] in ("PENDING", "RUNNING"):
                 destination = body.get("destination") or record["request"]["destination"]
                 storages.append(await self._open(destination, body))
             return await self._resume_or_answer(*found, storages, body)
@@ -210,6 +200,15 @@ class Tasks:
         except EngineError as exc:
             raise RequestError(f"{exc.message} at {storage.url}") from exc
 
+    async def _at_once(
+        self, run: AtOnce, storage: Storage, task_uuid: str, role: str
+    ) -> dict[str, Any]:
+        """Do a task within the call (a cleanup) and answer it DONE."""
+        await run.action(storage)
+        await _close([storage])
+        ctx = task_ctx(self.definition.id, role, task_uuid)
+        return task_body("DONE", task_uuid, ctx, [], {"done": 1, "total": 1, "bytes": 0})
+
     async def _answer_stored(
         self, storages: list[Storage], task_uuid: str, body: Mapping[str, Any]
     ) -> dict[str, Any]:
@@ -229,6 +228,7 @@ class Tasks:
         version: str,
         storages: list[Storage],
         body: Mapping[str, Any],
+        saas: Saas | None = None,
     ) -> dict[str, Any]:
         ctx = task_ctx(self.definition.id, record["kind"], record["taskUuid"])
         if record["status"] == "FAILED":
@@ -245,18 +245,21 @@ class Tasks:
             await _close(storages)
             return record_answer(record, ctx, storages[0].url)
         log.info("resuming task %s (epoch %s)", record["taskUuid"], journal.record["epoch"])
-        return self._launch(journal, storages, body)
+        return self._launch(journal, storages, body, saas)
 
     # running ---------------------------------------------------------------------------------
     def _launch(
-        self, journal: Journal, storages: list[Storage], body: Mapping[str, Any]
+        self,
+        journal: Journal,
+        storages: list[Storage],
+        body: Mapping[str, Any],
+        saas: Saas | None = None,
     ) -> dict[str, Any]:
+        """Run a task this process now owns (saas: its connection, when the start built it)."""
         record = journal.record
         role, task_uuid = record["kind"], record["taskUuid"]
-        saas = None
-        if role in ("backup", "restore"):
-            saas = access.open_saas(self.definition, self.outbound, body)
-        fenced = [FencedStorage(storage, journal.fence) for storage in storages]
+        saas = saas or self._saas(KINDS[role], body)
+        fenced = [storage.fenced(journal.fence) for storage in storages]
         job = Job(
             self.definition,
             fenced[0],
@@ -283,7 +286,7 @@ class Tasks:
             journal.record["status"] = "RUNNING"
             await journal.save()
             await self._task_hook("beforeTask", journal.record)
-            await _WORK[journal.record["kind"]](self, job)
+            await _recorded(journal.record["kind"]).work(job)
         except asyncio.CancelledError:
             await _stopped(beat)
             await _quietly(journal.release(), task_uuid, "release")
@@ -340,6 +343,10 @@ class Tasks:
         update = running.handover().answer_to(body)
         return answer | ({"authUpdate": {"settings": update}} if update else {})
 
+    def _saas(self, kind: Kind, body: Mapping[str, Any]) -> Saas | None:
+        """The SaaS connection of a task whose kind calls it (SettingsError: 422)."""
+        return access.open_saas(self.definition, self.outbound, body) if kind.saas else None
+
     async def _open(self, info: Mapping[str, Any], body: Mapping[str, Any]) -> Storage:
         auth = body.get("auth") or {}
         return await asyncio.to_thread(
@@ -352,128 +359,6 @@ class Tasks:
             gc=auth.get("gcAccessToken"),
         )
 
-    # checking requests -----------------------------------------------------------------------
-    def _items(self, body: Mapping[str, Any], bulk: bool) -> list[dict[str, Any]]:
-        raw = [item["ctx"] for item in body["items"]] if bulk else [body["ctx"]]
-        if len(raw) > self.settings.max_items:
-            raise RequestError(
-                f"items: {len(raw)} items; a request may name at most"
-                f" {self.settings.max_items} (ENGINE_MAX_ITEMS)",
-                field="items",
-            )
-        items = []
-        for ctx in raw:
-            kind, values = self.definition.resolve_ctx(ctx, RESOURCE_ROLES)
-            items.append({"type": kind.name, "values": values})
-        _no_repeats(items)
-        return items
-
-    def _options(self, form: Mapping[str, Any] | None, given: Any) -> dict[str, Any]:
-        values = (forms.defaults(form) if form else {}) | dict(given or {})
-        problems = forms.validate_values(form, values) if form else []
-        if problems:
-            listed = "; ".join(f"{p.field}: {p.message}" for p in problems)
-            raise RequestError(f"options break the form's rules: {listed}")
-        return {key: value for key, value in values.items() if not key.endswith("_secret")}
-
-    def _check_backup(self, body: Mapping[str, Any], bulk: bool) -> _Start:
-        excludes = []
-        for rule in body.get("excludes") or []:
-            name = (rule.get("ctx") or {}).get("type") or rule.get("id")
-            if name not in self.definition.types:
-                hint = suggest(str(name), self.definition.types)
-                raise RequestError(f"excludes names an unknown resource type '{name}'{hint}")
-            excludes.append(name)
-        options = self._options(self.definition.backup_options, body.get("options"))
-        return _Start({"items": self._items(body, bulk), "options": options, "excludes": excludes})
-
-    def _check_restore(self, body: Mapping[str, Any], bulk: bool) -> _Start:
-        items = self._items(body, bulk)
-        scenario = self._scenario(body.get("scenario"), items)
-        own = scenario.options if scenario is not None else None
-        options = self._options(
-            own if own is not None else self.definition.restore_options, body.get("options")
-        )
-        restore.conflict_policy(self.definition.conflict, options)
-        target = None
-        if body.get("target") is not None:
-            kind, values = self.definition.resolve_ctx(body["target"], RESOURCE_ROLES)
-            target = {"type": kind.name, "values": values}
-        request = {
-            "items": items,
-            "scenario": scenario.id if scenario is not None else None,
-            "options": options,
-            "target": target,
-            "dryRun": bool(body.get("dryRun")),
-        }
-        return _Start(request, scenario)
-
-    def _scenario(self, name: Any, items: list[dict[str, Any]]) -> Scenario | None:
-        if name is None:
-            return None
-        known = {scenario.id: scenario for scenario in self.definition.scenarios}
-        if name not in known:
-            raise RequestError(f"unknown restore scenario '{name}'{suggest(str(name), known)}")
-        scenario = known[name]
-        for item in items:
-            if scenario.types is not None and item["type"] not in scenario.types:
-                raise RequestError(f"scenario '{name}' does not apply to type '{item['type']}'")
-        return scenario
-
-    def _check_export(self, body: Mapping[str, Any], bulk: bool) -> _Start:
-        if not self.definition.has_feature("EXPORT"):
-            raise NotFoundError("this module does not declare the EXPORT feature")
-        destination = {"url": str(body["destination"]["url"])}
-        return _Start({"items": self._items(body, bulk), "destination": destination})
-
-    def _check_cleanup(self, body: Mapping[str, Any], bulk: bool) -> _Start:
-        return _Start({"items": self._items(body, bulk)})
-
-    # per-kind steps --------------------------------------------------------------------------
-    async def _no_backup_there(self, storage: Storage) -> None:
-        if await storage.exists(MANIFEST):
-            raise BackupExists(f"{storage.url} already holds a complete backup (its {MANIFEST})")
-
-    async def _complete_backup(self, storage: Storage) -> None:
-        await manifest.read(storage, self.definition.id, self.definition.types)
-
-    async def _nothing(self, storage: Storage) -> None:
-        return None
-
-    async def _backup(self, job: Job) -> None:
-        await backup.run(job)
-
-    async def _restore(self, job: Job) -> None:
-        name = job.request.get("scenario")
-        scenario = next((s for s in self.definition.scenarios if s.id == name), None)
-        await restore.run(job, scenario)
-
-    async def _export(self, job: Job) -> None:
-        await export.run(job)
-
-    async def _cleanup(self, job: Job) -> None:
-        await _remove(job.storage)
-
-
-_CHECKS: dict[str, Callable[[Tasks, Mapping[str, Any], bool], _Start]] = {
-    "backup": Tasks._check_backup,
-    "restore": Tasks._check_restore,
-    "export": Tasks._check_export,
-    "cleanup": Tasks._check_cleanup,
-}
-_PREFLIGHTS: dict[str, Callable[[Tasks, Storage], Awaitable[None]]] = {
-    "backup": Tasks._no_backup_there,
-    "restore": Tasks._complete_backup,
-    "export": Tasks._complete_backup,
-    "cleanup": Tasks._nothing,
-}
-_WORK: dict[str, Callable[[Tasks, Job], Awaitable[None]]] = {
-    "backup": Tasks._backup,
-    "restore": Tasks._restore,
-    "export": Tasks._export,
-    "cleanup": Tasks._cleanup,
-}
-
 
 async def _stopped(beat: asyncio.Task[None]) -> None:
     """Cancels the heartbeat and waits for it, so its last save cannot land after the final one."""
@@ -481,24 +366,12 @@ async def _stopped(beat: asyncio.Task[None]) -> None:
     await asyncio.gather(beat, return_exceptions=True)
 
 
-def _no_repeats(items: list[dict[str, Any]]) -> None:
-    """Refuses items that name one resource twice (its walk would write every object twice)."""
-    first: dict[str, int] = {}
-    repeats = []
-    for index, item in enumerate(items):
-        key = json.dumps([item["type"], item["values"]], sort_keys=True, default=str)
-        if key in first:
-            repeats.append(f"items[{index}] repeats items[{first[key]}]")
-        first.setdefault(key, index)
-    if repeats:
-        raise RequestError("; ".join(repeats), field="items")
-
-
-async def _remove(storage: Storage) -> None:
-    try:
-        await storage.remove_tree()
-    except ObjectNotFound:
-        return
+def _recorded(role: str) -> Recorded:
+    """The background work of a task kind that keeps a record (every kind a record names)."""
+    run = KINDS[role].run
+    if not isinstance(run, Recorded):
+        raise NotFoundError(f"a task of kind '{role}' keeps no record")
+    return run
 
 
 async def _close(storages: list[Storage]) -> None:
