@@ -74,7 +74,7 @@ def engine_backup(source: Source, *, with_permissions: bool) -> float:
 
 
 def kinto_client(kinto: servers.KintoServer) -> httpx.AsyncClient:
-    """The engine's client settings (engine/saas/outbound.py, the module's connection)."""
+    """The engine's client settings (engine/saas/client.py, the module's connection)."""
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     return httpx.AsyncClient(
         base_url=kinto.url,

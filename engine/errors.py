@@ -1,6 +1,8 @@
 """The engine's exceptions and the table of wire error codes.
 
-Every exception the engine raises on purpose derives from ``EngineError``::
+Every exception the engine raises derives from ``EngineError``, and every class is here (a
+foreign library's exceptions are translated at its boundary: httpx in engine.saas.client,
+fsspec and the backends in engine.storage.objects, jinja2 in engine.language.templating)::
 
     EngineError                 (500 INTERNAL; CLI exit 1)
     +-- DefinitionError         a module definition has problems (CLI exit 1; serve refuses)
@@ -13,14 +15,20 @@ Every exception the engine raises on purpose derives from ``EngineError``::
     +-- NotFoundError           unknown endpoint or undeclared feature (404 NOT_FOUND)
     +-- SettingsError           auth settings break the form's rules (422 INVALID_SETTINGS)
     +-- TemplateError           a template failed to render (500, or 400 BAD_CTX via CtxError)
+    +-- LimitExceeded           a render went past a limit (templating names the template)
+    +-- SelectorError           a JMESPath selector does not parse (its caller names where)
+    +-- MappingError            an item cannot be mapped to a platform resource
     +-- SaasError               the SaaS failed or answered nonsense (502 SAAS_ERROR)
     |   +-- SaasAuthError       the SaaS refused the credentials (502 SAAS_AUTH_FAILED)
     |   +-- Ignored             a response rule ignored the answer (the caller yields nothing)
+    |   +-- Retryable           a failure a new attempt may cure (the retry policy's to judge)
     +-- HookError               a module hook failed or answered wrongly (500 HOOK_FAILED)
     +-- PaginationStopped       a pagination safety rule stopped a listing (non-fatal)
     +-- StorageNotAllowed       a storage URL outside ENGINE_STORAGE_ALLOW (403 STORAGE_NOT_ALLOWED)
+    |   +-- LinkEscape          a local path whose links lead out of the allowed folder
     +-- StorageError            storage unreachable or failing (503 STORAGE_ERROR)
     |   +-- ObjectNotFound      an object to read does not exist (503 STORAGE_ERROR)
+    |   +-- Deadline            a storage call past ENGINE_STORAGE_TIMEOUT (its thread may go on)
     |   +-- BackupDamaged       a backup's object is missing or unreadable, or its manifest entry
     |   |   |                   is malformed or names an unknown type (400 BACKUP_DAMAGED)
     |   |   +-- ChecksumMismatch  an object differs from its record (400 CHECKSUM_MISMATCH)
@@ -141,6 +149,19 @@ class TemplateError(EngineError):
         self.place = place
 
 
+class LimitExceeded(EngineError):
+    """Raised when a render goes past one of its limits; the message names which (templating
+    turns it into a TemplateError naming the template)."""
+
+
+class SelectorError(EngineError):
+    """Raised for a selector that does not parse (or cannot apply); the message says why."""
+
+
+class MappingError(EngineError):
+    """Raised when an item cannot be mapped (a template fails, a value has the wrong shape)."""
+
+
 class SaasError(EngineError):
     """Raised when the SaaS fails, is unreachable, or answers something unusable."""
 
@@ -157,6 +178,24 @@ class SaasAuthError(SaasError):
 class Ignored(SaasError):
     """Raised when a response rule says to ignore an answer: the request yields nothing (an
     empty page, no object, a skipped write)."""
+
+
+class Retryable(SaasError):
+    """A failure a new attempt may cure: ``kind`` is a status or an error kind of the retry
+    policy (connect, timeout, dropped, invalid)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str,
+        retry_after: float | None = None,
+        throttled: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.retry_after = retry_after
+        self.throttled = throttled  # the SaaS said "too many requests", not "I failed"
 
 
 class HookError(EngineError):
@@ -194,6 +233,15 @@ class StorageNotAllowed(EngineError):
     status = 403
 
 
+class LinkEscape(StorageNotAllowed):
+    """Raised (in a storage worker) for a local path that a symbolic link leads out of the
+    allowed folder; the storage boundary names the action and the place."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__("a symbolic link leads outside the allowed storage area")
+        self.path = path
+
+
 class StorageError(EngineError):
     """Raised when storage fails or is unreachable; names the URL (no credentials), the action."""
 
@@ -208,6 +256,14 @@ class StorageError(EngineError):
 
 class ObjectNotFound(StorageError):
     """Raised when an object to read (or its bucket) does not exist."""
+
+
+class Deadline(StorageError):
+    """Raised when a storage call does not finish within its deadline (its thread may go on);
+    the storage boundary names the action and the place."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, url="")
 
 
 class BackupDamaged(StorageError):

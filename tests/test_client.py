@@ -15,8 +15,8 @@ from httpcore._async.http11 import AsyncHTTP11Connection
 from engine.errors import SaasAuthError, SaasError, TemplateError
 from engine.language.loader import build
 from engine.language.schema import issues, module_schema
-from engine.saas.client import Answer, Saas, merge_headers
-from engine.saas.outbound import READ_SIZE, Gate, Outbound, new_pool
+from engine.saas.client import READ_SIZE, Answer, Outbound, Saas, merge_headers, new_pool
+from engine.saas.gate import Gate
 from engine.saas.resilience import Policy
 from tests.paged_server import PagedServer, closed_port_url, serve
 

@@ -20,8 +20,7 @@ from engine.errors import SaasAuthError
 from engine.language.definition import Definition
 from engine.language.loader import build
 from engine.language.schema import issues, module_schema
-from engine.saas.client import Saas
-from engine.saas.outbound import Outbound, outbound
+from engine.saas.client import Outbound, Saas, outbound
 from engine.saas.tokens import Token, TokenCache
 from engine.settings import Settings
 from scripts import servers

@@ -5,6 +5,7 @@ architecture. The layers and what each may import are drawn in engine/__init__.p
 from __future__ import annotations
 
 import ast
+import builtins
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -100,3 +101,83 @@ def test_the_layer_check_catches_an_upward_import(tmp_path: Path) -> None:
 )
 def test_a_module_s_layer_is_its_package(dotted: str, layer: str) -> None:
     assert layer_of(dotted) == layer
+
+
+# each outside library behind one module, its boundary (STYLE.md): where its errors are translated
+BOUNDARIES = {
+    "httpx": "engine.saas.client",
+    "httpcore": "engine.saas.client",
+    "aiolimiter": "engine.saas.client",
+    "tenacity": "engine.saas.resilience",
+    "fsspec": "engine.storage.filesystems",
+    "zstandard": "engine.storage.transfers",
+    "jinja2": "engine.language.templating",
+    "jsonschema": "engine.language.schema",
+    "jmespath": "engine.language.selectors",
+    "yaml": "engine.language.document",
+    "starlette": "engine.api.app",
+    "uvicorn": "engine.serving",
+}
+
+
+def outside_imports(root: Path = ENGINE) -> dict[str, set[str]]:
+    """For each library of BOUNDARIES, the engine modules that import it."""
+    found: dict[str, set[str]] = {library: set() for library in BOUNDARIES}
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            for name in names:
+                if name.split(".")[0] in found:
+                    found[name.split(".")[0]].add(module_name(path, root))
+    return found
+
+
+def test_each_outside_library_is_imported_by_its_boundary_module_only() -> None:
+    assert outside_imports() == {library: {module} for library, module in BOUNDARIES.items()}
+
+
+def test_every_exception_class_of_the_engine_is_in_errors_and_derives_from_engine_error() -> None:
+    from engine import errors
+
+    raised = [
+        value
+        for value in vars(errors).values()
+        if isinstance(value, type) and issubclass(value, BaseException)
+    ]
+    assert all(issubclass(cls, errors.EngineError) for cls in raised), raised
+    drawn = ast.get_docstring(ast.parse(Path(errors.__file__).read_text())) or ""
+    assert [cls.__name__ for cls in raised if cls.__name__ not in drawn] == []
+    known = {cls.__name__ for cls in raised} | {
+        name
+        for name, value in vars(builtins).items()
+        if isinstance(value, type) and issubclass(value, BaseException)
+    }
+    assert exception_classes_outside_errors(known) == []
+
+
+def exception_classes_outside_errors(known: set[str], root: Path = ENGINE) -> list[str]:
+    """Classes outside errors.py deriving from a known exception (or any ``x.SomeError``)."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        if path.name == "errors.py" and path.parent == root:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ClassDef) and any(
+                (isinstance(base, ast.Name) and base.id in known)
+                or (isinstance(base, ast.Attribute) and base.attr.endswith(("Error", "Exception")))
+                for base in node.bases
+            ):
+                found.append(f"{module_name(path, root)}: {node.name}")
+    return found
+
+
+def test_the_exception_check_catches_a_class_outside_errors(tmp_path: Path) -> None:
+    package = tmp_path / "engine"
+    (package / "saas").mkdir(parents=True)
+    (package / "saas" / "client.py").write_text(
+        "class Lost(StorageError): ...\nclass Odd(httpx.HTTPError): ...\nclass Fine: ...\n"
+    )
+    found = exception_classes_outside_errors({"StorageError"}, package)
+    assert found == ["engine.saas.client: Lost", "engine.saas.client: Odd"]

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from engine.errors import PaginationStopped, SaasError
-from engine.saas.client import Answer, Saas
+from engine.saas.client import Answer, Outbound, Saas, new_pool
+from engine.saas.gate import Gate
 from engine.saas.listing import pages, records_of
-from engine.saas.outbound import Gate, Outbound, new_pool
 from tests.paged_server import PagedServer, serve
 from tests.taskparts import shelf
 

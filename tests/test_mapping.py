@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from engine.errors import EngineError, TemplateError
+from engine.errors import EngineError, MappingError, TemplateError
 from engine.language.definition import ResourceType
 from engine.language.loader import build
 from engine.language.schema import issues, module_schema
-from engine.saas.mapping import MappingError, keep, map_item, resource_body
+from engine.saas.mapping import keep, map_item, resource_body
 
 ITEM = {
     "id": 7,

@@ -16,8 +16,8 @@ from engine.language.definition import Definition
 from engine.language.loader import build
 from engine.language.schema import issues, module_schema
 from engine.saas import pagination
-from engine.saas.client import Saas
-from engine.saas.outbound import Gate, Outbound, new_pool
+from engine.saas.client import Outbound, Saas, new_pool
+from engine.saas.gate import Gate
 from tests.paged_server import FAILURES, PagedServer, closed_port_url, serve
 
 N_ITEMS = 47

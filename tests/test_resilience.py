@@ -24,8 +24,7 @@ from engine.api.app import create_app
 from engine.errors import SaasError
 from engine.language.definition import Definition
 from engine.language.loader import load_module
-from engine.saas.client import Answer, Saas
-from engine.saas.outbound import outbound
+from engine.saas.client import Answer, Saas, outbound
 from engine.settings import Settings
 from scripts import servers
 from tests.fault_proxy import Fault, FaultProxy, proxying

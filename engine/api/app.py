@@ -27,7 +27,7 @@ from engine.errors import (
 )
 from engine.language.definition import Definition
 from engine.redaction import guarding, scrub
-from engine.saas.outbound import outbound
+from engine.saas.client import outbound
 from engine.settings import Settings
 from engine.storage import Limits, configure, register_classes
 from engine.tasks.lifecycle import Tasks

@@ -11,8 +11,7 @@ from engine.api import discovery, wire
 from engine.errors import NotFoundError
 from engine.language.definition import Definition
 from engine.saas import access
-from engine.saas.client import Saas
-from engine.saas.outbound import Outbound
+from engine.saas.client import Outbound, Saas
 from engine.settings import Settings
 from engine.tasks.lifecycle import Tasks
 

@@ -13,16 +13,14 @@ from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from typing import Any, overload
 
+from engine.errors import LimitExceeded
+
 MAX_SIZE = 8 * 2**20  # characters of a string, or items of a list, one operation may build
 MAX_BUILT = 32 * 2**20  # what all the operations of one render may build together
 MAX_RANGE = 100_000  # items of one range()
 MAX_INT_BITS = 4096  # bits of an integer a power or a product may build (1,233 digits)
 SECONDS = 0.25  # time one render may take
 _CHECK_EVERY = 64  # ticks between two reads of the clock
-
-
-class LimitExceeded(Exception):
-    """A render went past one of its limits; the message names which."""
 
 
 @dataclass

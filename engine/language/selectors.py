@@ -15,9 +15,7 @@ from jmespath.exceptions import (
     ParseError,
 )
 
-
-class SelectorError(ValueError):
-    """Raised for a selector that does not parse."""
+from engine.errors import SelectorError
 
 
 def _problem(exc: JMESPathError) -> str:

@@ -15,9 +15,8 @@ from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from engine.errors import TemplateError
+from engine.errors import LimitExceeded, TemplateError
 from engine.language import budget
-from engine.language.budget import LimitExceeded
 
 _MARKERS = ("{{", "{%", "{#")
 _SINGLE = re.compile(r"\{\{(?P<expr>(?:(?!\{\{|\}\}).)*)\}\}", re.DOTALL)

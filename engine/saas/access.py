@@ -19,8 +19,7 @@ from engine.language import forms
 from engine.language.definition import Definition
 from engine.language.selectors import select
 from engine.language.templating import Usage, inspect
-from engine.saas.client import Saas
-from engine.saas.outbound import Outbound
+from engine.saas.client import Outbound, Saas
 
 
 def form_errors(definition: Definition, settings: Mapping[str, Any] | None) -> list[dict[str, Any]]:

@@ -1,74 +1,116 @@
 """The outbound SaaS client: renders a module's requests, applies its connection (base URL,
 credentials, cookies, headers, timeouts, concurrency) and translates HTTP failures. The only
-module that imports httpx."""
+module that imports httpx: the process's connection pool (Outbound, with what every connection
+shares) is made here, and token requests are sent from here too."""
 
 from __future__ import annotations
 
-import json
 import logging
-import re
-from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
-from functools import cached_property
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 from urllib.parse import urljoin
 
 import httpx
+from aiolimiter import AsyncLimiter
+from httpcore._async.http11 import AsyncHTTP11Connection
 
-from engine.errors import SaasAuthError, SaasError, TemplateError
+from engine.clock import Clock, SystemClock
+from engine.errors import Retryable, SaasError
 from engine.language.definition import Definition
-from engine.language.selectors import SelectorError, select
 from engine.language.templating import render, render_tree
 from engine.saas import credentials
 from engine.saas.credentials import Applied, Reach
-from engine.saas.outbound import Outbound, Pass
-from engine.saas.resilience import Policy, Retryable, Rule, apply_rule, retry_after, rules_of
-from engine.saas.tokens import cache_key
+from engine.saas.gate import Gate, Pass
+from engine.saas.messages import (
+    AUTH_STATUSES,
+    Answer,
+    Outgoing,
+    check_headers,
+    check_status,
+    merge_headers,
+    query_value,
+    rendered_body,
+)
+from engine.saas.resilience import Policy, Rule, apply_rule, retry_after, rules_of
+from engine.saas.tokens import TokenCache, cache_key
 
 log = logging.getLogger("engine.saas.client")
-_AUTH_STATUSES = frozenset({401, 403})
 # How a SaaS says "too many requests": 429, or 503 with a Retry-After (RFC 9110 15.6.4)
 _THROTTLE_STATUSES = frozenset({429, 503})
 _SCHEMES = frozenset({"http", "https"})
-# What httpx cannot send in a header value (it encodes values as ASCII; CR/LF would split them)
-_BAD_HEADER_VALUE = re.compile(r"[^\t\x20-\x7e]")
-_TEXT = "text/plain; charset=utf-8"
 Origin = tuple[str, str, int | None]
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
+@dataclass
+class Outbound:
+    """The shared parts of the process's SaaS connections."""
+
+    pool: httpx.AsyncClient
+    gate: Gate
+    limiter: AsyncLimiter | None = None
+    clock: Clock = field(default_factory=SystemClock)
+    tokens: TokenCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tokens = TokenCache(self.clock)
 
 
-@dataclass(frozen=True)
-class Answer:
-    """A SaaS answer: status, headers, body, the URL it came from, and the request's label."""
+# httpcore reads an answer 64 KiB at a time, each read under an anyio cancel scope of its own:
+# streaming 2 GiB, that per-read cost took the engine to 0.90x of a direct script; 256 KiB reads
+# brought it to 0.97x (docs/benchmarks.md). It is a class attribute of httpcore's HTTP/1.1
+# connection (httpcore is pinned in uv.lock; tests/test_client.py checks that it is still read).
+READ_SIZE = 256 << 10
 
-    label: str
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-    links: Mapping[str, str] = field(default_factory=dict)
-    url: str = ""
 
-    @cached_property
-    def _parsed(self) -> Any:
-        return json.loads(self.body, parse_constant=_reject_constant)
+class _NoCookies(DefaultCookiePolicy):
+    """Refuses every cookie: the pool serves every tenant, so it must remember none."""
 
-    def json(self) -> Any:
-        """The body as JSON; a SaasError naming the request when it is not JSON."""
-        try:
-            return self._parsed
-        except (ValueError, RecursionError) as exc:
-            raise SaasError(f"{self.label}: the answer is not JSON") from exc
+    def set_ok(self, cookie: object, request: object) -> bool:
+        return False
 
-    def select(self, selector: str) -> Any:
-        """What the JMESPath selector picks from the JSON body; SaasError naming both on failure."""
-        try:
-            return select(selector, self.json())
-        except SelectorError as exc:
-            raise SaasError(f"{self.label}: the selector '{selector}' failed: {exc}") from exc
+
+def new_pool(*, max_connections: int = 64) -> httpx.AsyncClient:
+    """A connection pool that never follows redirects nor reads proxy settings from the
+    environment (credentials go to the SaaS's origin only), keeps no cookies (httpx would
+    otherwise keep every Set-Cookie for the whole process), reading answers READ_SIZE bytes at
+    a time."""
+    AsyncHTTP11Connection.READ_NUM_BYTES = READ_SIZE
+    limits = httpx.Limits(
+        max_connections=max_connections, max_keepalive_connections=max_connections
+    )
+    return httpx.AsyncClient(
+        limits=limits,
+        follow_redirects=False,
+        trust_env=False,
+        cookies=CookieJar(policy=_NoCookies()),
+    )
+
+
+@asynccontextmanager
+async def outbound(
+    definition: Definition, *, max_connections: int = 64, clock: Clock | None = None
+) -> AsyncIterator[Outbound]:
+    """The process's Outbound for one module, its pool closed on the way out."""
+    connection = definition.connection
+    rate = connection.get("rateLimit")
+    async with new_pool(max_connections=max_connections) as pool:
+        yield Outbound(
+            pool,
+            Gate(int(connection.get("concurrency", 8))),
+            AsyncLimiter(float(rate), 1.0) if rate else None,
+            clock or SystemClock(),
+        )
 
 
 def _origin(url: str) -> Origin:
@@ -88,26 +130,6 @@ def _base_url(rendered: Any) -> str:
     if parsed.query or parsed.fragment or "?" in text or "#" in text:
         raise SaasError("connection.baseUrl must not carry a query string or fragment")
     return text
-
-
-def merge_headers(*layers: Mapping[str, Any]) -> dict[str, str]:
-    """Header layers merged case-insensitively, later layers winning."""
-    merged: dict[str, tuple[str, str]] = {}
-    for layer in layers:
-        merged |= {name.lower(): (name, str(value)) for name, value in layer.items()}
-    return dict(merged.values())
-
-
-@dataclass(frozen=True)
-class _Outbound:
-    """A rendered request, ready to send."""
-
-    method: str
-    url: str
-    label: str
-    query: Mapping[str, Any]
-    headers: Mapping[str, str]
-    content: bytes | None
 
 
 def throttles(response: httpx.Response) -> bool:
@@ -146,14 +168,7 @@ class Saas:
         self.policy = Policy.of(connection.get("retry"))
         self.rules = rules_of(connection.get("responses", ()))
         reach = Reach(
-            self.base,
-            self.pool,
-            self.timeout,
-            shared.tokens,
-            shared.clock,
-            self._login,
-            definition.hooks,
-            self.policy,
+            self.base, self._token, shared.tokens, shared.clock, self._login, definition.hooks
         )
         self.credential = credentials.credential_for(connection.get("auth"), names, reach)
 
@@ -218,7 +233,7 @@ class Saas:
         names: Mapping[str, Any],
         place: str,
         params: Mapping[str, Any] | None,
-    ) -> _Outbound:
+    ) -> Outgoing:
         method = str(spec.get("method", "GET"))
         label = f"{method} {spec['path']}"
         path = str(render(spec["path"], names, place=f"{place}/path"))
@@ -226,16 +241,16 @@ class Saas:
         query = {key: value for key, value in query.items() if value is not None} | dict(
             params or {}
         )
-        content, body_headers = _content(spec, names, place)
+        content, body_headers = rendered_body(spec, names, place)
         headers = merge_headers(body_headers, self._request_headers(spec, names, place))
         url = self._within_origin(self.base + path, label, "the request path")
-        return _Outbound(method, url, label, query, headers, content)
+        return Outgoing(method, url, label, query, headers, content)
 
-    def _build(self, out: _Outbound, applied: Applied) -> httpx.Request:
+    def _build(self, out: Outgoing, applied: Applied) -> httpx.Request:
         headers = merge_headers(self.headers, applied.headers, out.headers)
-        _check_headers(out.label, headers)
+        check_headers(out.label, headers)
         query = dict(applied.query) | dict(out.query)
-        params = {key: _query_value(value) for key, value in query.items()}
+        params = {key: query_value(value) for key, value in query.items()}
         return self.pool.build_request(
             out.method,
             out.url,
@@ -252,7 +267,7 @@ class Saas:
         """GETs a next-page URL given by the SaaS, with the list request's own headers."""
         absolute = self.resolve(url, label)
         headers = self._request_headers(spec, names, place)
-        out = _Outbound("GET", absolute, label, {}, headers, None)
+        out = Outgoing("GET", absolute, label, {}, headers, None)
         return await self._exchange(out, rules=_rules(spec) + self.rules)
 
     def resolve(self, url: str, label: str) -> str:
@@ -285,8 +300,32 @@ class Saas:
         answer = await self.policy.run(out.method, attempt, self.shared.clock)
         return answer.json(), "set-cookie" in answer.headers
 
+    async def _token(
+        self, url: str, form: Mapping[str, str], basic: tuple[str, str] | None, step: str
+    ) -> tuple[int, Any]:
+        """An OAuth2 token request (a form POST, without the connection's credentials or
+        cookies): its status and JSON (None when not JSON), retried on the policy's statuses
+        and on connection failures (repeating it changes nothing at the SaaS, as a GET)."""
+        auth: dict[str, Any] = {"auth": httpx.BasicAuth(*basic)} if basic is not None else {}
+
+        async def attempt() -> httpx.Response:
+            try:
+                response = await self.pool.post(url, data=form, timeout=self.timeout, **auth)
+            except httpx.HTTPError as exc:
+                raise Retryable(f"{step}: cannot reach the token endpoint", kind="connect") from exc
+            if response.status_code in self.policy.statuses:
+                said = f"{step}: the token endpoint answered HTTP {response.status_code}"
+                raise Retryable(said, kind=str(response.status_code))
+            return response
+
+        response = await self.policy.run("GET", attempt, self.shared.clock)
+        try:
+            return response.status_code, response.json()
+        except ValueError:
+            return response.status_code, None
+
     async def _exchange(
-        self, out: _Outbound, *, accept: Collection[int] = (), rules: tuple[Rule, ...] = ()
+        self, out: Outgoing, *, accept: Collection[int] = (), rules: tuple[Rule, ...] = ()
     ) -> Answer:
         async def attempt() -> Answer:
             async with self.shared.gate.admit(self.tenant) as admitted:
@@ -297,7 +336,7 @@ class Saas:
         return await self.policy.run(out.method, attempt, self.shared.clock)
 
     async def _send_once(
-        self, out: _Outbound, *, stream: bool = False, credential: bool = True
+        self, out: Outgoing, *, stream: bool = False, credential: bool = True
     ) -> httpx.Response:
         """One attempt: credentials applied, and renewed once when the SaaS refuses them."""
         renewed = False
@@ -311,7 +350,7 @@ class Saas:
             if (
                 not credential
                 or renewed
-                or response.status_code not in _AUTH_STATUSES
+                or response.status_code not in AUTH_STATUSES
                 or not await self.credential.renew(applied)
             ):
                 return response
@@ -321,7 +360,7 @@ class Saas:
 
     def _judge(
         self,
-        out: _Outbound,
+        out: Outgoing,
         response: httpx.Response,
         accept: Collection[int],
         rules: Sequence[Rule],
@@ -344,7 +383,7 @@ class Saas:
             said = f"{out.label}: the SaaS answered HTTP {status}"
             slowed = throttles(response)
             raise Retryable(said, kind=str(status), retry_after=wait(), throttled=slowed)
-        _check_status(out.label, status)
+        check_status(out.label, status)
         answer = _answer(out.label, response)
         if "invalid" in self.policy.errors and "json" in response.headers.get("Content-Type", ""):
             try:
@@ -381,24 +420,6 @@ def _translated(label: str) -> Iterator[None]:
         raise SaasError(f"{label}: the request URL is not valid") from exc
 
 
-def _check_headers(label: str, headers: Mapping[str, str]) -> None:
-    for name, value in headers.items():
-        if _BAD_HEADER_VALUE.search(value):
-            raise SaasError(
-                f"{label}: the value of header '{name}' holds a character HTTP cannot carry"
-                " (non-ASCII or a line break)"
-            )
-
-
-def _check_status(label: str, status: int) -> None:
-    if status in _AUTH_STATUSES:
-        raise SaasAuthError(f"{label}: the SaaS refused the credentials (HTTP {status})")
-    if 300 <= status < 400:
-        raise SaasError(f"{label}: the SaaS answered HTTP {status} (redirects are not followed)")
-    if status >= 400:
-        raise SaasError(f"{label}: the SaaS answered HTTP {status}")
-
-
 def _answer(label: str, response: httpx.Response) -> Answer:
     url = str(response.request.url)
     return Answer(
@@ -429,24 +450,3 @@ def _reason(exc: httpx.HTTPError) -> str:
         httpx.RemoteProtocolError: "connection dropped",
     }
     return next((text for kind, text in table.items() if isinstance(exc, kind)), type(exc).__name__)
-
-
-def _query_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def _content(
-    spec: Mapping[str, Any], names: Mapping[str, Any], place: str
-) -> tuple[bytes | None, dict[str, str]]:
-    if "body" not in spec:
-        return None, {}
-    body = render_tree(spec["body"], names, place=f"{place}/body")
-    if isinstance(body, str):
-        return body.encode(), {"Content-Type": _TEXT}
-    try:
-        text = json.dumps(body, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise TemplateError("the body did not render to plain JSON", place=f"{place}/body") from exc
-    return text.encode(), {"Content-Type": "application/json"}

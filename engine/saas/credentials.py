@@ -16,20 +16,21 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
 from engine import redaction
 from engine.clock import Clock
-from engine.errors import SaasAuthError, SaasError, TemplateError
+from engine.errors import SaasAuthError, SaasError, SelectorError, TemplateError
 from engine.language.hooks import Hooks
-from engine.language.selectors import SelectorError, select
+from engine.language.selectors import select
 from engine.language.templating import render, render_tree
-from engine.saas.resilience import Policy, Retryable
 from engine.saas.tokens import Token, TokenCache, cache_key, error_code, expiry
 
 # sends the login request spec, rendered with the names given: its answer's JSON, and whether
 # it set cookies (kept by the connection that sent it)
 Login = Callable[[Mapping[str, Any], Mapping[str, Any]], Awaitable[tuple[Any, bool]]]
+# (token URL, form, HTTP basic credentials or None, what to call it) -> (status, JSON or None)
+TokenRequest = Callable[
+    [str, Mapping[str, str], tuple[str, str] | None, str], Awaitable[tuple[int, Any]]
+]
 
 
 @dataclass(frozen=True)
@@ -43,17 +44,15 @@ class Applied:
 
 @dataclass
 class Reach:
-    """What token kinds need: the connection's base URL, the HTTP pool, timeouts, the token
-    cache and the clock, and a way to send the session login through the SaaS connection."""
+    """What token kinds need: the connection's base URL, the token cache and the clock, and the
+    SaaS connection's ways to send a token request and the session login."""
 
     base: str
-    pool: httpx.AsyncClient
-    timeout: httpx.Timeout
+    token: TokenRequest
     tokens: TokenCache
     clock: Clock
     login: Login
     hooks: Hooks
-    policy: Policy
 
 
 class Credential:
@@ -189,40 +188,21 @@ class _OAuth2(_Obtained):
         form = {"grant_type": self.grant} | self.params
         if self.grant == "refresh_token":
             form["refresh_token"] = refresh or str(self.refresh)
-        extra: dict[str, Any] = {}
+        basic = None
         if self.in_body or self.secret is None:
             form["client_id"] = self.client_id
             if self.secret is not None:
                 form["client_secret"] = self.secret
         else:
-            extra["auth"] = httpx.BasicAuth(self.client_id, self.secret)
-
-        async def attempt() -> httpx.Response:
-            try:
-                response = await self.reach.pool.post(
-                    self.url, data=form, timeout=self.reach.timeout, **extra
-                )
-            except httpx.HTTPError as exc:
-                raise Retryable(
-                    f"{self.step}: cannot reach the token endpoint", kind="connect"
-                ) from exc
-            if response.status_code in self.reach.policy.statuses:
-                said = f"{self.step}: the token endpoint answered HTTP {response.status_code}"
-                raise Retryable(said, kind=str(response.status_code))
-            return response
-
-        # a token request changes nothing at the SaaS: repeating it is always safe (as a GET)
+            basic = (self.client_id, self.secret)
         try:
-            response = await self.reach.policy.run("GET", attempt, self.reach.clock)
+            status, body = await self.reach.token(self.url, form, basic, self.step)
         except SaasError as exc:
             raise SaasAuthError(exc.message) from exc
-        body = _json(response)
-        if response.status_code != 200:
+        if status != 200:
             code = error_code(body)
             said = f", {code}" if code else ""
-            raise SaasAuthError(
-                f"{self.step}: the token endpoint refused it (HTTP {response.status_code}{said})"
-            )
+            raise SaasAuthError(f"{self.step}: the token endpoint refused it (HTTP {status}{said})")
         token = body.get("access_token") if isinstance(body, dict) else None
         if not isinstance(token, str) or not token:
             raise SaasAuthError(f"{self.step}: the token endpoint's answer has no access_token")
@@ -277,13 +257,6 @@ class _Session(_Obtained):
         if not isinstance(token, str) or not token:
             raise SaasAuthError(f"{self.step}: the answer has no token at '{self.selector}'")
         return Token(token, expiry(self.reach.clock.now(), lifetime), bound=cookied)
-
-
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
 
 
 def _session(spec: Mapping[str, Any], names: Mapping[str, Any], reach: Reach) -> Credential:

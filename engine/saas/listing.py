@@ -9,11 +9,12 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.errors import HookError, Ignored, SaasError
-from engine.language.selectors import SelectorError, select
+from engine.errors import HookError, Ignored, SaasError, SelectorError
+from engine.language.selectors import select
 from engine.language.templating import render
 from engine.saas import pagination
-from engine.saas.client import Answer, Saas
+from engine.saas.client import Saas
+from engine.saas.messages import Answer
 
 
 @dataclass(frozen=True)

@@ -8,16 +8,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.ctx import build_ctx
-from engine.errors import EngineError
+from engine.errors import MappingError
 from engine.language.definition import ResourceType
 from engine.language.templating import render, render_tree
 
 _MAX_LABEL_KEY = 255
 _FLAGS = {"true": True, "false": False}
-
-
-class MappingError(EngineError):
-    """Raised when an item cannot be mapped (a template fails, a value has the wrong shape)."""
 
 
 def _text(value: Any, place: str) -> str:

@@ -14,7 +14,7 @@ from urllib.parse import urljoin
 from engine.errors import PaginationStopped, SaasError
 from engine.language.hooks import Hooks
 from engine.language.selectors import select
-from engine.saas.client import Answer
+from engine.saas.messages import Answer
 
 _SEEN = 8  # cursors/URLs remembered to catch a listing that loops back
 Step = dict[str, Any]

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import tenacity
 
 from engine.clock import Clock
-from engine.errors import Ignored, SaasError
+from engine.errors import Ignored, Retryable, SaasError
 
 T = TypeVar("T")
 
@@ -25,23 +25,6 @@ STATUSES = (429, 502, 503, 504)
 ERRORS = ("connect", "timeout", "dropped")  # "invalid" (a JSON answer cut short) is opt-in
 # Methods whose request may have reached the SaaS may be repeated only when repeating is harmless.
 UNSAFE = frozenset({"POST", "PATCH"})
-
-
-class Retryable(SaasError):
-    """A failure a new attempt may cure: ``kind`` is a status or an error kind of ERRORS."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        kind: str,
-        retry_after: float | None = None,
-        throttled: bool = False,
-    ) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.retry_after = retry_after
-        self.throttled = throttled  # the SaaS said "too many requests", not "I failed"
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from fsspec.spec import (  # type: ignore[import-untyped]  # as above
     AbstractFileSystem,
 )
 
-from engine.errors import ConfigError, StorageError, StorageNotAllowed
+from engine.errors import ConfigError, LinkEscape, StorageError, StorageNotAllowed
 
 FileSystem: TypeAlias = Any  # an fsspec filesystem (fsspec is untyped)
 
@@ -91,10 +91,6 @@ def open_url(url: str, options: Mapping[str, Any]) -> tuple[FileSystem, str]:
 
 
 # --------------------------------------------------------------------------- the allowed area
-
-
-class LinkEscape(OSError):
-    """A local path that a symbolic link leads out of its allowed storage area."""
 
 
 @dataclass(frozen=True)

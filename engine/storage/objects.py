@@ -16,10 +16,17 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, ParamSpec, Self, TypeVar
 
-from engine.errors import EngineError, ObjectNotFound, StorageError, StorageNotAllowed
-from engine.storage.filesystems import Area, FileSystem, LinkEscape
+from engine.errors import (
+    Deadline,
+    EngineError,
+    LinkEscape,
+    ObjectNotFound,
+    StorageError,
+    StorageNotAllowed,
+)
+from engine.storage.filesystems import Area, FileSystem
 from engine.storage.transfers import CHUNK_SIZE, Codec, Data, Download, Upload
-from engine.storage.workers import Deadline, Endpoint
+from engine.storage.workers import Endpoint
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -66,12 +73,13 @@ class Boundary:
         """Translate what the block raises, unless it is the engine's own error."""
         try:
             yield
+        except LinkEscape as exc:  # raised in a worker, which knows neither action nor place
+            place = f"{relative} under {self.url}" if relative else self.url
+            raise StorageNotAllowed(f"cannot {action} {place}: {exc.message}") from exc
+        except Deadline as exc:
+            raise self.error(action, relative, exc.message) from exc
         except EngineError:
             raise
-        except LinkEscape as exc:
-            place = f"{relative} under {self.url}" if relative else self.url
-            reason = "a symbolic link leads outside the allowed storage area"
-            raise StorageNotAllowed(f"cannot {action} {place}: {reason}") from exc
         # the storage boundary: backends raise anything (OSError, botocore, aiohttp,
         # google-auth, zstandard, custom classes), and all of it means storage failed
         except Exception as exc:
@@ -90,8 +98,6 @@ class Boundary:
         return kind(f"cannot {action} {place}: {reason}", url=self.url, path=relative)
 
     def _reason(self, exc: Exception) -> str:
-        if isinstance(exc, Deadline):  # the engine's own message: "timed out after N s"
-            return str(exc)
         for kind, reason in _REASONS:
             if isinstance(exc, kind):
                 return reason
@@ -286,7 +292,7 @@ class Writer:
         discard = _discard if upload is None else lambda opened: upload.discard()
         # shielded: a second cancellation must not skip the discard; a discard that times out
         # must not hide the error on its way up (the object was never committed)
-        with suppress(StorageError, Deadline):
+        with suppress(StorageError):  # Deadline among them
             await asyncio.shield(self._lane.last(discard))
 
 

@@ -17,14 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
+from engine.errors import Deadline
+
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 
 _Job = tuple[str, "concurrent.futures.Future[Any]", Callable[[], Any]]
-
-
-class Deadline(TimeoutError):
-    """A storage call that did not finish within its deadline (its thread may go on)."""
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,9 @@ from engine.errors import (
 from engine.language.definition import ResourceType
 from engine.language.templating import render, render_tree
 from engine.saas import listing
-from engine.saas.client import Answer, Saas
+from engine.saas.client import Saas
 from engine.saas.mapping import map_item
+from engine.saas.messages import Answer
 from engine.storage import ObjectInfo, Writer, check_path
 from engine.tasks import manifest
 from engine.tasks.job import Job

@@ -25,8 +25,7 @@ from engine.errors import (
 from engine.language.definition import Definition
 from engine.logs import current_task
 from engine.saas import access
-from engine.saas.client import Saas
-from engine.saas.outbound import Outbound
+from engine.saas.client import Outbound, Saas
 from engine.settings import Settings
 from engine.storage import Storage, open_storage
 from engine.tasks.answers import record_answer, recorded_error, task_body

@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from engine.saas.outbound import Gate
+from engine.saas.gate import Gate
 
 pytestmark = pytest.mark.anyio
 
