@@ -28,7 +28,7 @@ def serve(module: Path | None, *, host: str | None = None, port: int | None = No
     for warning in definition.warnings:
         log.warning(warning)
     app = create_app(definition, settings)
-    log.info("serving module %s %s", definition.id, definition.identity["version"])
+    log.info("serving module %s %s", definition.id, definition.identity.version)
     uvicorn.run(
         app,
         host=host or settings.host,

@@ -13,6 +13,7 @@ import pytest
 from httpcore._async.http11 import AsyncHTTP11Connection
 
 from engine.errors import SaasAuthError, SaasError, TemplateError
+from engine.language import model
 from engine.language.loader import build
 from engine.language.schema import issues, module_schema
 from engine.saas.client import READ_SIZE, Answer, Outbound, Saas, merge_headers, new_pool
@@ -68,7 +69,8 @@ async def _send(
 ) -> Answer:
     async with new_pool() as pool:
         saas = Saas(Outbound(pool, Gate(2)), definition(conn), settings)
-        return await saas.send(spec, {"settings": saas.settings}, place="/test", params=params)
+        request = model.build(model.Request, spec)
+        return await saas.send(request, {"settings": saas.settings}, place="/test", params=params)
 
 
 def send(
@@ -117,7 +119,7 @@ def test_a_download_streams_the_whole_answer_in_pieces_larger_than_httpcores_def
             async def sink(chunk: bytes) -> None:
                 pieces.append(len(chunk))
 
-            spec = {"path": "/blob", "query": {"size": str(size)}}
+            spec = model.build(model.Request, {"path": "/blob", "query": {"size": str(size)}})
             return await saas.download(spec, {"settings": saas.settings}, sink, place="/test")
 
     assert asyncio.run(download()) == sum(pieces) == size
@@ -488,19 +490,20 @@ def test_a_pool_is_an_async_client_that_does_not_follow_redirects():
         asyncio.run(pool.aclose())
 
 
-def test_the_retry_defaults_in_the_schema_are_the_policys() -> None:
+def test_a_connection_without_retry_gets_the_schemas_retry_defaults() -> None:
     retry = module_schema()["$defs"]["connection"]["properties"]["retry"]["properties"]
     backoff = retry["backoff"]["properties"]
-    policy = Policy()
-    assert retry["attempts"]["default"] == policy.attempts
-    assert frozenset(retry["statuses"]["default"]) == policy.statuses
-    assert frozenset(retry["errors"]["default"]) == policy.errors
-    assert retry["maxWait"]["default"] == policy.max_wait
-    assert retry["throttleBudget"]["default"] == policy.throttle_budget
-    assert retry["unsafe"]["default"] == policy.unsafe
+    policy = Policy(definition(connection()).connection.retry)
+    assert retry["attempts"]["default"] == policy.retry.attempts
+    assert tuple(retry["statuses"]["default"]) == policy.retry.statuses
+    assert tuple(retry["errors"]["default"]) == policy.retry.errors
+    assert retry["maxWait"]["default"] == policy.retry.max_wait
+    assert retry["throttleBudget"]["default"] == policy.retry.throttle_budget
+    assert retry["unsafe"]["default"] is policy.retry.unsafe is False
+    waits = policy.retry.backoff
     assert [backoff[key]["default"] for key in ("initial", "max", "multiplier", "jitter")] == [
-        policy.initial,
-        policy.maximum,
-        policy.multiplier,
-        policy.jitter,
+        waits.initial,
+        waits.max,
+        waits.multiplier,
+        waits.jitter,
     ]

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from engine.errors import TemplateError
+from engine.language import model
 from engine.language.schema import module_schema
 from engine.saas import credentials
 
@@ -16,7 +17,10 @@ NAMES = {"settings": {"user": "alice", "password_secret": "pa:ss wörd", "token_
 
 def applied_to(spec: dict[str, Any] | None, names: dict[str, Any]) -> credentials.Applied:
     reach: Any = None  # static kinds never reach out: no pool, no token cache
-    return asyncio.run(credentials.credential_for(spec, names, reach).apply())
+    specs = (
+        () if spec is None else model.build(model.Connection, {"baseUrl": "", "auth": spec}).auth
+    )
+    return asyncio.run(credentials.credential_for(specs, names, reach).apply())
 
 
 def headers_for(spec: dict[str, Any] | None, names: dict[str, Any]) -> dict[str, str]:
@@ -31,9 +35,8 @@ BASIC = {
 
 
 def test_the_credential_kinds_are_the_ones_the_schema_lists():
-    assert set(credentials.KINDS) == set(
-        module_schema()["$defs"]["credentials"]["properties"]["kind"]["enum"]
-    )
+    tags = {kind.TAG[1] for kind in credentials.KINDS}
+    assert tags == set(module_schema()["$defs"]["credentials"]["properties"]["kind"]["enum"])
 
 
 @pytest.mark.parametrize("spec", [None, {"kind": "none"}], ids=["absent", "none"])

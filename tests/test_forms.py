@@ -7,12 +7,12 @@ import pytest
 from engine.language.forms import (
     FieldProblem,
     defaults,
-    fields,
     form_problems,
     payload_fields,
     secret_keys,
     validate_values,
 )
+from engine.language.model import Form, build
 
 SECRET = "S3cr3t-VALUE-xyz"
 
@@ -21,13 +21,13 @@ def field(field_id: str = "f", kind: str = "text", **rules: Any) -> dict[str, An
     return {"id": field_id, "type": kind, "label": field_id.title(), **rules}
 
 
-def form_of(*form_fields: dict[str, Any], payload: dict[str, Any] | None = None) -> dict[str, Any]:
+def form_of(*form_fields: dict[str, Any], payload: dict[str, Any] | None = None) -> Form:
     """A one-column form; by default each field has the payload key of its id (+ _secret)."""
     if payload is None:
         payload = {
             f["id"] + ("_secret" if f["type"] == "password" else ""): f["id"] for f in form_fields
         }
-    return {"columns": [{"fields": list(form_fields)}], "payload": payload}
+    return build(Form, {"columns": [{"fields": list(form_fields)}], "payload": payload})
 
 
 def check(one_field: dict[str, Any], value: Any) -> list[FieldProblem]:
@@ -192,13 +192,16 @@ def test_every_broken_rule_of_a_field_is_reported():
 
 
 def test_problems_come_in_field_order_across_columns():
-    form = {
-        "columns": [
-            {"fields": [field("b", required=True), field("a", required=True)]},
-            {"fields": [field("c", required=True)]},
-        ],
-        "payload": {"c": "c", "a": "a", "b": "b"},
-    }
+    form = build(
+        Form,
+        {
+            "columns": [
+                {"fields": [field("b", required=True), field("a", required=True)]},
+                {"fields": [field("c", required=True)]},
+            ],
+            "payload": {"c": "c", "a": "a", "b": "b"},
+        },
+    )
     assert [p.field for p in validate_values(form, {})] == ["b", "a", "c"]
 
 
@@ -242,17 +245,20 @@ def test_an_invalid_pattern_in_the_form_is_a_problem_not_a_crash():
     assert "pattern is not a valid regular expression" in problem.message
 
 
-TWO_COLUMNS = {
-    "columns": [
-        {"fields": [field("user"), field("pw", "password")]},
-        {"fields": [field("region", "dropdown", items=DROPDOWN_ITEMS, default="eu")]},
-    ],
-    "payload": {"login": "user", "pw_secret": "pw", "region": "region", "kind": "basic"},
-}
+TWO_COLUMNS = build(
+    Form,
+    {
+        "columns": [
+            {"fields": [field("user"), field("pw", "password")]},
+            {"fields": [field("region", "dropdown", items=DROPDOWN_ITEMS, default="eu")]},
+        ],
+        "payload": {"login": "user", "pw_secret": "pw", "region": "region", "kind": "basic"},
+    },
+)
 
 
 def test_fields_lists_every_field_in_column_order():
-    assert [f["id"] for f in fields(TWO_COLUMNS)] == ["user", "pw", "region"]
+    assert [f.id for f in TWO_COLUMNS.fields] == ["user", "pw", "region"]
 
 
 def test_payload_fields_maps_each_key_to_its_field_and_leaves_literals_out():
@@ -368,10 +374,8 @@ def test_an_author_mistake_is_a_form_problem_at_its_pointer(form, pointer, messa
 
 
 def test_form_problems_point_into_the_right_column_and_field():
-    form = {
-        "columns": [{"fields": [field("a")]}, {"fields": [field("b"), field("c")]}],
-        "payload": {"a": "a", "b": "b"},
-    }
+    columns = [{"fields": [field("a")]}, {"fields": [field("b"), field("c")]}]
+    form = build(Form, {"columns": columns, "payload": {"a": "a", "b": "b"}})
     assert form_problems(form) == [
         ("/columns/1/fields/1/id", "field 'c' is not used by the payload")
     ]

@@ -36,7 +36,7 @@ _private = 1
 @pytest.fixture
 def module_hooks(tmp_path: Path) -> hooks.Hooks:
     (tmp_path / "hooks.py").write_text(HOOKS)
-    return hooks.load("demo-mod", tmp_path, None, True)
+    return hooks.load("demo-mod", tmp_path, "hooks.py", True)
 
 
 def call(found: hooks.Hooks, point: str, name: str, *args: Any) -> Any:
@@ -68,14 +68,14 @@ def test_every_binding_is_found_with_its_place_and_point():
 
 
 def test_a_module_without_bindings_loads_no_file(tmp_path: Path):
-    found = hooks.load("demo", tmp_path, None, False)
+    found = hooks.load("demo", tmp_path, "hooks.py", False)
     assert found.module is None
     assert found.names() == []
 
 
 def test_a_missing_hooks_file_is_reported_by_name(tmp_path: Path):
     with pytest.raises(FileNotFoundError, match=r"the hooks file hooks\.py is missing"):
-        hooks.load("demo", tmp_path, None, True)
+        hooks.load("demo", tmp_path, "hooks.py", True)
 
 
 def test_the_hooks_file_gets_a_module_name_of_its_own(module_hooks: hooks.Hooks):

@@ -17,6 +17,7 @@ from engine import redaction
 from engine.api.app import create_app
 from engine.clock import SystemClock
 from engine.errors import SaasAuthError
+from engine.language import model
 from engine.language.definition import Definition
 from engine.language.loader import build
 from engine.language.schema import issues, module_schema
@@ -85,7 +86,8 @@ def connect(shared: Outbound, definition: Definition, saas: CookieSaas) -> Saas:
 
 
 async def things(connection: Saas, mode: str) -> list[str]:
-    answer = await connection.send({"path": f"/{mode}/things"}, {}, place="/test")
+    request = model.build(model.Request, {"path": f"/{mode}/things"})
+    answer = await connection.send(request, {}, place="/test")
     return [thing["id"] for thing in answer.json()["items"]]
 
 

@@ -22,6 +22,7 @@ from starlette.testclient import TestClient
 
 from engine.api.app import create_app
 from engine.errors import SaasError
+from engine.language import model
 from engine.language.definition import Definition
 from engine.language.loader import load_module
 from engine.saas.client import Answer, Saas, outbound
@@ -144,7 +145,8 @@ def send(
         async with outbound(definition, clock=clock) as shared:
             saas = Saas(shared, definition, settings_for(proxy.url))
             names = {"settings": saas.settings, "ctx": {"bucket": BUCKET}}
-            return [await saas.send(spec, names, place="/test") for spec in specs]
+            requests = [model.build(model.Request, spec) for spec in specs]
+            return [await saas.send(request, names, place="/test") for request in requests]
 
     return asyncio.run(run())
 

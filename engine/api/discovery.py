@@ -19,7 +19,8 @@ from engine.errors import (
     SaasError,
     entry_of,
 )
-from engine.language.definition import Definition, ResourceType
+from engine.language.definition import Definition
+from engine.language.model import Form, ResourceType
 from engine.language.schema import suggest
 from engine.saas import pagination
 from engine.saas.client import Saas
@@ -75,7 +76,7 @@ class Lister:
 
     def _reader(self, kind: ResourceType, parent: Mapping[str, Any]) -> PageReader:
         names = {"settings": self.saas.settings, "ctx": parent}
-        return PageReader(self.saas, kind.listing, names, f"/resources/{kind.name}/list")
+        return PageReader(self.saas, kind.list, names, f"/resources/{kind.name}/list")
 
     def _resume(
         self, kinds: Sequence[ResourceType], parent: Mapping[str, Any], raw: Any
@@ -91,7 +92,7 @@ class Lister:
             raise CtxError("paginationCtx belongs to the listing of another ctx")
         kind = kinds[names.index(ctx.type)]
         step: Any = ctx.values.get("step")
-        if not pagination.paging(kind.listing.get("pagination")).valid(step):
+        if not pagination.paging(kind.list.pagination).valid(step):
             raise CtxError("paginationCtx holds no valid listing position")
         if step["url"] is not None:
             try:
@@ -173,15 +174,13 @@ def scenarios(
     ]
 
 
-def restore_options(
-    definition: Definition, ctx: Any, scenario: str | None
-) -> Mapping[str, Any] | None:
+def restore_options(definition: Definition, ctx: Any, scenario: str | None) -> Form | None:
     """The restore options form of a scenario (or the module's shared one)."""
     definition.resolve_ctx(ctx, ["root"])
     if scenario is None:
-        return definition.restore_options
+        return definition.restore.options
     known = {each.id: each for each in definition.scenarios}
     if scenario not in known:
         raise RequestError(f"unknown restore scenario '{scenario}'{suggest(scenario, known)}")
     own = known[scenario].options
-    return own if own is not None else definition.restore_options
+    return own if own is not None else definition.restore.options

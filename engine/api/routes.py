@@ -52,8 +52,8 @@ async def version(call: Call) -> dict[str, Any]:
 
 
 async def auth_schema(call: Call) -> dict[str, Any]:
-    form = call.definition.auth_form
-    if form is None or "AUTH_SETTINGS" not in call.definition.capabilities["auth"]:
+    form = call.definition.auth.form
+    if form is None or "AUTH_SETTINGS" not in call.definition.capabilities.auth:
         raise NotFoundError("this module has no auth form (AUTH_SETTINGS is not declared)")
     return wire.auth_schema_body(form)
 
@@ -75,7 +75,7 @@ async def resources(call: Call) -> dict[str, Any]:
 
 async def config_backup(call: Call) -> dict[str, Any]:
     excludes = discovery.exclusions(call.definition, call.body["ctx"])
-    return wire.config_backup_body(excludes, call.definition.backup_options)
+    return wire.config_backup_body(excludes, call.definition.backup.options)
 
 
 async def scenarios_restore(call: Call) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from typing import Any
 from engine.ctx import TASK_ROLES
 from engine.errors import Code, EngineError, RequestError
 from engine.language.document import escape
+from engine.language.model import Capabilities, Form, Identity
 from engine.language.schema import issues
 from engine.redaction import scrub
 from engine.saas.mapping import ResourceFields, resource_body
@@ -194,30 +195,31 @@ def error_body(error: EngineError, payload: Mapping[str, Any] | None = None) -> 
 
 
 def version_body(
-    identity: Mapping[str, Any], capabilities: Mapping[str, list[str]], engine_version: str
+    identity: Identity, capabilities: Capabilities, engine_version: str
 ) -> dict[str, Any]:
     """The /api/version manifest."""
     return {
-        "id": identity["id"],
-        "name": identity["name"],
-        "version": identity["version"],
-        "description": identity.get("description", ""),
-        "vendor": identity.get("vendor", ""),
+        "id": identity.id,
+        "name": identity.name,
+        "version": identity.version,
+        "description": identity.description or "",
+        "vendor": identity.vendor or "",
         "engineVersion": engine_version,
         "capabilities": {
-            "auth": list(capabilities["auth"]),
-            "features": list(capabilities["features"]),
-            "supportedStorageTypes": list(capabilities["storage"]),
+            "auth": list(capabilities.auth),
+            "features": list(capabilities.features),
+            "supportedStorageTypes": list(capabilities.storage),
         },
     }
 
 
-def form_body(form: Mapping[str, Any]) -> dict[str, Any]:
-    """A form (auth, backup options, restore options) in its hycu-layout rendering."""
-    return {"columns": form["columns"], "payload": form["payload"]}
+def form_body(form: Form) -> dict[str, Any]:
+    """A form (auth, backup options, restore options) in its hycu-layout rendering: as the
+    module wrote it (columns and payload)."""
+    return dict(form.layout)
 
 
-def auth_schema_body(form: Mapping[str, Any]) -> dict[str, Any]:
+def auth_schema_body(form: Form) -> dict[str, Any]:
     """The /api/schemas/auth answer."""
     return {"schemaType": "hycu-layout", "schema": form_body(form)}
 
@@ -253,7 +255,7 @@ def exclusion_rule(
 
 
 def config_backup_body(
-    excludes: Sequence[Mapping[str, Any]], options: Mapping[str, Any] | None
+    excludes: Sequence[Mapping[str, Any]], options: Form | None
 ) -> dict[str, Any]:
     """The /api/config/backup answer."""
     body: dict[str, Any] = {"possibleExcludes": list(excludes)}
@@ -272,7 +274,7 @@ def scenarios_body(scenarios: Sequence[tuple[str, str, str]]) -> dict[str, Any]:
     }
 
 
-def config_restore_body(options: Mapping[str, Any] | None) -> dict[str, Any]:
+def config_restore_body(options: Form | None) -> dict[str, Any]:
     """The /api/config/restore answer."""
     return {"possibleOptions": form_body(options)} if options is not None else {}
 

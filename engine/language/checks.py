@@ -9,6 +9,7 @@ from typing import Any
 
 from engine.language import forms, hooks
 from engine.language.document import Document, Problem, escape
+from engine.language.model import Form, HooksSection, build, schema_defaults
 from engine.language.schema import TemplatePlace, suggest, template_places
 from engine.language.selectors import syntax_error
 from engine.language.templating import FILTERS, TESTS, SyntaxProblem, Usage, inspect, is_template
@@ -133,8 +134,9 @@ class Checker:
             return
         module_id = str(self.data.get("module", {}).get("id", "module"))
         place = "/hooks/file" if "file" in section else bound[0].pointer
+        file = section.get("file", schema_defaults(HooksSection)["file"])
         try:
-            found = hooks.load(module_id, Path(self.doc.file).parent, section.get("file"), True)
+            found = hooks.load(module_id, Path(self.doc.file).parent, file, True)
         except FileNotFoundError as exc:
             self.error(place, str(exc))
             return
@@ -198,7 +200,7 @@ class Checker:
     def _check_field(self) -> None:
         named = self.data.get("auth", {}).get("check", {}).get("field")
         form = self.data.get("auth", {}).get("form")
-        ids = [field["id"] for field in forms.fields(form)] if form else []
+        ids = [field.id for field in build(Form, form).fields] if form else []
         if named is not None and named not in ids:
             self.error("/auth/check/field", f"unknown form field '{named}'{suggest(named, ids)}")
 
@@ -249,7 +251,7 @@ class Checker:
     # forms ---------------------------------------------------------------------------------
     def _forms(self) -> None:
         for pointer, form in self._form_places():
-            for relative, message in forms.form_problems(form):
+            for relative, message in forms.form_problems(build(Form, form)):
                 self.error(pointer + relative, message)
 
     def _form_places(self) -> Iterator[tuple[str, Mapping[str, Any]]]:

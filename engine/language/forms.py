@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from engine.language.model import Field, Form
+
 SECRET_SUFFIX = "_secret"
 
 _LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
@@ -21,7 +23,6 @@ _TOP_LEVEL = re.compile(r"[A-Za-z]{2,63}")
 _SPACE = re.compile(r"[\s\x00-\x1f\x7f]")
 _BAD_PATTERN = "cannot be checked: the form's pattern is not a valid regular expression"
 
-Field = Mapping[str, Any]
 Rule = Callable[[Field, Any], str | None]
 
 
@@ -35,44 +36,35 @@ class FieldProblem:
     message: str
 
 
-def fields(form: Mapping[str, Any]) -> list[Field]:
-    """All fields of ``form`` in column order."""
-    return [field for column in form["columns"] for field in column["fields"]]
-
-
-def payload_fields(form: Mapping[str, Any]) -> dict[str, str]:
+def payload_fields(form: Form) -> dict[str, str]:
     """Payload key -> field id, for the payload keys whose value is a field id."""
-    ids = {field["id"] for field in fields(form)}
+    ids = {field.id for field in form.fields}
     return {
-        key: value
-        for key, value in form["payload"].items()
-        if isinstance(value, str) and value in ids
+        key: value for key, value in form.payload.items() if isinstance(value, str) and value in ids
     }
 
 
-def secret_keys(form: Mapping[str, Any]) -> set[str]:
+def secret_keys(form: Form) -> set[str]:
     """Payload keys that hold secrets: those ending in ``_secret`` and those of password fields."""
-    passwords = {field["id"] for field in fields(form) if field["type"] == "password"}
+    passwords = {field.id for field in form.fields if field.type == "password"}
     mapped = {key for key, field_id in payload_fields(form).items() if field_id in passwords}
-    return mapped | {key for key in form["payload"] if key.endswith(SECRET_SUFFIX)}
+    return mapped | {key for key in form.payload if key.endswith(SECRET_SUFFIX)}
 
 
-def defaults(form: Mapping[str, Any]) -> dict[str, Any]:
+def defaults(form: Form) -> dict[str, Any]:
     """The payload an empty submission gives: field defaults where given, literals as they are."""
-    by_id = {field["id"]: field for field in fields(form)}
+    by_id = {field.id: field for field in form.fields}
     mapped = payload_fields(form)
     result: dict[str, Any] = {}
-    for key, value in form["payload"].items():
+    for key, value in form.payload.items():
         if key not in mapped:
             result[key] = value
-        elif "default" in by_id[mapped[key]]:
-            result[key] = by_id[mapped[key]]["default"]
+        elif by_id[mapped[key]].default is not None:
+            result[key] = by_id[mapped[key]].default
     return result
 
 
-def validate_values(
-    form: Mapping[str, Any], values: Mapping[str, Any] | None
-) -> list[FieldProblem]:
+def validate_values(form: Form, values: Mapping[str, Any] | None) -> list[FieldProblem]:
     """Every rule that the submitted payload ``values`` breaks, in field order."""
     if values is None:
         values = {}
@@ -80,28 +72,28 @@ def validate_values(
         return [FieldProblem(None, None, "the submitted values must be an object")]
     keys = _keys_by_field(form)
     return [
-        FieldProblem(field["id"], key, predicate)
-        for field in fields(form)
-        for key in keys.get(field["id"], [])
+        FieldProblem(field.id, key, predicate)
+        for field in form.fields
+        for key in keys.get(field.id, [])
         for predicate in _check(field, values.get(key))
     ]
 
 
-def form_problems(form: Mapping[str, Any]) -> list[tuple[str, str]]:
+def form_problems(form: Form) -> list[tuple[str, str]]:
     """Author mistakes in ``form``: (JSON pointer relative to the form, message), in form order."""
     used = set(payload_fields(form).values())
     found: list[tuple[str, str]] = []
-    for i, column in enumerate(form["columns"]):
-        for j, field in enumerate(column["fields"]):
+    for i, column in enumerate(form.columns):
+        for j, field in enumerate(column.fields):
             base = f"/columns/{i}/fields/{j}"
-            if field["id"] not in used:
-                found.append((f"{base}/id", f"field '{field['id']}' is not used by the payload"))
+            if field.id not in used:
+                found.append((f"{base}/id", f"field '{field.id}' is not used by the payload"))
             for check in _AUTHOR_CHECKS:
                 found.extend((f"{base}/{where}", message) for where, message in check(field))
     return found + _payload_problems(form)
 
 
-def _keys_by_field(form: Mapping[str, Any]) -> dict[str, list[str]]:
+def _keys_by_field(form: Form) -> dict[str, list[str]]:
     keys: dict[str, list[str]] = {}
     for key, field_id in payload_fields(form).items():
         keys.setdefault(field_id, []).append(key)
@@ -111,12 +103,12 @@ def _keys_by_field(form: Mapping[str, Any]) -> dict[str, list[str]]:
 def _check(field: Field, value: Any) -> list[str]:
     """What ``value`` breaks, as predicates ("is required"); None and "" count as no value."""
     if value is None or value == "":
-        return ["is required"] if field.get("required") else []
+        return ["is required"] if field.required else []
     return _value_problems(field, value)
 
 
 def _value_problems(field: Field, value: Any) -> list[str]:
-    wrong_kind = _KINDS[field["type"]](field, value)
+    wrong_kind = _KINDS[field.type](field, value)
     if wrong_kind:
         return [wrong_kind]
     return [predicate for rule in _RULES if (predicate := rule(field, value))]
@@ -148,7 +140,7 @@ def _number(field: Field, value: Any) -> str | None:
 
 
 def _choice(field: Field, value: Any) -> str | None:
-    options = [item["value"] for item in field.get("items", [])]
+    options = [item.value for item in field.items]
     if any(_same(value, option) for option in options):
         return None
     if not options:
@@ -170,21 +162,21 @@ def _characters(count: int) -> str:
 
 
 def _min_length(field: Field, value: Any) -> str | None:
-    least = field.get("minLength")
+    least = field.min_length
     if least is None or not isinstance(value, str) or len(value) >= least:
         return None
     return f"must be at least {_characters(least)}"
 
 
 def _max_length(field: Field, value: Any) -> str | None:
-    most = field.get("maxLength")
+    most = field.max_length
     if most is None or not isinstance(value, str) or len(value) <= most:
         return None
     return f"must be at most {_characters(most)}"
 
 
 def _pattern(field: Field, value: Any) -> str | None:
-    pattern = field.get("pattern")
+    pattern = field.pattern
     if pattern is None or not isinstance(value, str):
         return None
     try:
@@ -236,7 +228,7 @@ _FORMATS: dict[str, tuple[Callable[[str], bool], str]] = {
 
 
 def _format(field: Field, value: Any) -> str | None:
-    name = field.get("format")
+    name = field.format
     if name is None or not isinstance(value, str):
         return None
     accepts, predicate = _FORMATS[name]
@@ -244,14 +236,14 @@ def _format(field: Field, value: Any) -> str | None:
 
 
 def _minimum(field: Field, value: Any) -> str | None:
-    least = field.get("minimum")
+    least = field.minimum
     if least is None or not _is_number(value) or value >= least:
         return None
     return f"must be a number at least {_show(least)}"
 
 
 def _maximum(field: Field, value: Any) -> str | None:
-    most = field.get("maximum")
+    most = field.maximum
     if most is None or not _is_number(value) or value <= most:
         return None
     return f"must be a number at most {_show(most)}"
@@ -266,32 +258,40 @@ def _escape(token: str) -> str:
 
 
 def _bad_pattern(field: Field) -> Iterator[tuple[str, str]]:
-    if "pattern" not in field:
+    if field.pattern is None:
         return
     try:
-        re.compile(field["pattern"])
+        re.compile(field.pattern)
     except re.error as exc:
-        yield "pattern", f"field '{field['id']}' has a pattern that does not compile: {exc}"
+        yield "pattern", f"field '{field.id}' has a pattern that does not compile: {exc}"
+
+
+# the bounds that must not cross: (YAML key, value) of the lower and of the upper bound
+_BOUNDS: tuple[Callable[[Field], tuple[tuple[str, Any], tuple[str, Any]]], ...] = (
+    lambda field: (("minLength", field.min_length), ("maxLength", field.max_length)),
+    lambda field: (("minimum", field.minimum), ("maximum", field.maximum)),
+)
 
 
 def _crossed_bounds(field: Field) -> Iterator[tuple[str, str]]:
-    for low, high in (("minLength", "maxLength"), ("minimum", "maximum")):
-        if low in field and high in field and field[low] > field[high]:
-            message = f"field '{field['id']}' has {low} {field[low]} above {high} {field[high]}"
-            yield low, message
+    for bounds in _BOUNDS:
+        (low, least), (high, most) = bounds(field)
+        if least is not None and most is not None and least > most:
+            yield low, f"field '{field.id}' has {low} {least} above {high} {most}"
 
 
 def _no_items(field: Field) -> Iterator[tuple[str, str]]:
-    if field["type"] == "dropdown" and not field.get("items"):
-        yield ("items" if "items" in field else "type"), f"dropdown '{field['id']}' has no items"
+    if field.type == "dropdown" and not field.items:
+        where = "items" if "items" in field.layout else "type"
+        yield where, f"dropdown '{field.id}' has no items"
 
 
 def _bad_default(field: Field) -> Iterator[tuple[str, str]]:
-    if field.get("default") in (None, ""):
+    if field.default in (None, ""):
         return
-    for predicate in _value_problems(field, field["default"]):
+    for predicate in _value_problems(field, field.default):
         if predicate != _BAD_PATTERN:  # _bad_pattern reports that once, at the pattern
-            yield "default", f"the default of field '{field['id']}' {predicate}"
+            yield "default", f"the default of field '{field.id}' {predicate}"
 
 
 _AUTHOR_CHECKS: tuple[Callable[[Field], Iterator[tuple[str, str]]], ...] = (
@@ -302,8 +302,8 @@ _AUTHOR_CHECKS: tuple[Callable[[Field], Iterator[tuple[str, str]]], ...] = (
 )
 
 
-def _payload_problems(form: Mapping[str, Any]) -> list[tuple[str, str]]:
-    passwords = {field["id"] for field in fields(form) if field["type"] == "password"}
+def _payload_problems(form: Form) -> list[tuple[str, str]]:
+    passwords = {field.id for field in form.fields if field.type == "password"}
     return [
         (
             f"/payload/{_escape(key)}",

@@ -23,7 +23,6 @@ from typing import Any
 from engine.errors import HookError
 
 log = logging.getLogger("engine.language.hooks")
-DEFAULT_FILE = "hooks.py"
 
 
 def _is_list(value: Any) -> bool:
@@ -167,7 +166,8 @@ class Hooks:
     async def call(self, point: str, name: str, *args: Any, resource: str | None = None) -> Any:
         """Calls the hook ``name`` bound at ``point``; HookError when it is missing, raises, or
         answers what the point does not take."""
-        where = f"hook '{name}' ({self.module_id}/{DEFAULT_FILE}, {point})"
+        file = self.file.name if self.file is not None else "hooks"
+        where = f"hook '{name}' ({self.module_id}/{file}, {point})"
         on = f" on {resource}" if resource else ""
         function = self.function(name)
         if function is None:
@@ -188,12 +188,12 @@ class Hooks:
         return result
 
 
-def load(module_id: str, folder: Path, file: str | None, needed: bool) -> Hooks:
-    """The module's hooks file, imported under a name of its own; no file when none is named
-    and none is needed. ImportError/SyntaxError and the like propagate to the caller (validate
-    reports them with their place)."""
-    path = folder / (file or DEFAULT_FILE)
-    if file is None and not needed:
+def load(module_id: str, folder: Path, file: str, needed: bool) -> Hooks:
+    """The module's hooks file, imported under a name of its own; no file when none is needed
+    (no hook bound and no file named). ImportError/SyntaxError and the like propagate to the
+    caller (validate reports them with their place)."""
+    path = folder / file
+    if not needed:
         return Hooks(module_id, None, None)
     if not path.is_file():
         raise FileNotFoundError(f"the hooks file {path.name} is missing beside module.yaml")

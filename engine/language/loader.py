@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from engine.errors import DefinitionError
-from engine.language import checks, hooks
-from engine.language.definition import Definition, ResourceType, Scenario
+from engine.language import checks, hooks, model
+from engine.language.definition import Definition
 from engine.language.document import Document, Position, Problem, load
 from engine.language.schema import check_definition
 
@@ -55,46 +56,33 @@ def build(raw: Mapping[str, Any], folder: Path, warnings: tuple[str, ...] = ()) 
     """The model of a definition already known to be valid."""
     specs: Mapping[str, Any] = raw["resources"]
     types = {name: _resource_type(specs, name) for name in specs}
-    scenarios = tuple(_scenario(spec) for spec in raw.get("restore", {}).get("scenarios", []))
-    section = raw.get("hooks", {})
-    needed = any(True for _ in hooks.bindings(raw))
-    found = hooks.load(str(raw["module"]["id"]), folder, section.get("file"), needed)
+    written = raw.get("hooks", {})
+    section = model.build(model.HooksSection, written)
+    needed = "file" in written or any(True for _ in hooks.bindings(raw))
+    identity = model.build(model.Identity, raw["module"])
+    found = hooks.load(identity.id, folder, section.file, needed)
     return Definition(
         folder=folder,
-        raw=raw,
+        identity=identity,
+        capabilities=model.build(model.Capabilities, raw["capabilities"]),
+        auth=model.build(model.Auth, raw.get("auth", {})),
+        connection=model.build(model.Connection, raw["connection"]),
         types=types,
-        scenarios=scenarios,
+        backup=model.build(model.BackupSection, raw.get("backup", {})),
+        restore=model.build(model.RestoreSection, raw.get("restore", {})),
+        task_hooks=section,
         warnings=warnings,
         hooks=found,
     )
 
 
-def _resource_type(specs: Mapping[str, Any], name: str) -> ResourceType:
-    spec = specs[name]
-    children = tuple(child for child, other in specs.items() if other.get("parent") == name)
-    return ResourceType(
+def _resource_type(specs: Mapping[str, Any], name: str) -> model.ResourceType:
+    kind = model.build(model.ResourceType, specs[name])
+    return replace(
+        kind,
         name=name,
-        label=spec.get("label", name.replace("_", " ").title()),
-        parent=spec.get("parent"),
-        listing=spec["list"],
-        mapping=spec["resource"],
-        ctx=spec.get("ctx", {}),
+        label=kind.label or name.replace("_", " ").title(),
         ctx_keys=tuple(checks.ctx_keys(specs, name)),
-        children=children,
+        children=tuple(child for child, other in specs.items() if other.get("parent") == name),
         depth=len(checks.ancestry(specs, name)) - 1,
-        backup=tuple(spec.get("backup", [])),
-        restore=tuple(spec.get("restore", [])),
-    )
-
-
-def _scenario(spec: Mapping[str, Any]) -> Scenario:
-    types = spec.get("types")
-    return Scenario(
-        id=spec["id"],
-        kind=spec["kind"],
-        name=spec["name"],
-        description=spec.get("description", ""),
-        types=tuple(types) if types is not None else None,
-        options=spec.get("options"),
-        target=spec.get("target", {}),
     )

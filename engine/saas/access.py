@@ -24,10 +24,10 @@ from engine.saas.client import Outbound, Saas
 
 def form_errors(definition: Definition, settings: Mapping[str, Any] | None) -> list[dict[str, Any]]:
     """The auth form's rules broken by ``settings``, as Error entries naming each field."""
-    form = definition.auth_form
+    form = definition.auth.form
     if form is None:
         return []
-    labels = {field["id"]: field["label"] for field in forms.fields(form)}
+    labels = {field.id: field.label for field in form.fields}
     return [
         error_entry(
             Code.INVALID_SETTINGS, f"{labels.get(p.field or '', p.key)}: {p.message}", field=p.field
@@ -57,8 +57,8 @@ def open_saas(definition: Definition, shared: Outbound, body: Mapping[str, Any])
 
 
 def _base_url_field(definition: Definition) -> str | None:
-    usage = inspect(str(definition.connection["baseUrl"]))
-    form = definition.auth_form
+    usage = inspect(str(definition.connection.base_url))
+    form = definition.auth.form
     if not isinstance(usage, Usage) or form is None:
         return None
     by_key = forms.payload_fields(form)
@@ -84,14 +84,14 @@ async def check(
 
 
 async def _connection_check(definition: Definition, saas: Saas) -> list[dict[str, Any]]:
-    spec = definition.auth_check
+    spec = definition.auth.check
     if spec is None:
         return []
     names = {"settings": saas.settings}
-    answer = await saas.send(spec["request"], names, place="/auth/check/request")
-    if "expect" in spec and not select(spec["expect"], answer.json()):
-        message = spec.get("message", f"the connection check found nothing at '{spec['expect']}'")
-        return [error_entry(Code.SAAS_AUTH_FAILED, message, field=spec.get("field"))]
+    answer = await saas.send(spec.request, names, place="/auth/check/request")
+    if spec.expect is not None and not select(spec.expect, answer.json()):
+        message = spec.message or f"the connection check found nothing at '{spec.expect}'"
+        return [error_entry(Code.SAAS_AUTH_FAILED, message, field=spec.field)]
     return []
 
 

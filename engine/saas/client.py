@@ -28,6 +28,7 @@ from httpcore._async.http11 import AsyncHTTP11Connection
 from engine.clock import Clock, SystemClock
 from engine.errors import Retryable, SaasError
 from engine.language.definition import Definition
+from engine.language.model import Request, ResponseRule
 from engine.language.templating import render, render_tree
 from engine.saas import credentials
 from engine.saas.credentials import Applied, Reach
@@ -42,7 +43,7 @@ from engine.saas.messages import (
     query_value,
     rendered_body,
 )
-from engine.saas.resilience import Policy, Rule, apply_rule, retry_after, rules_of
+from engine.saas.resilience import Policy, apply_rule, matches, retry_after
 from engine.saas.tokens import TokenCache, cache_key
 
 log = logging.getLogger("engine.saas.client")
@@ -103,12 +104,12 @@ async def outbound(
 ) -> AsyncIterator[Outbound]:
     """The process's Outbound for one module, its pool closed on the way out."""
     connection = definition.connection
-    rate = connection.get("rateLimit")
+    rate = connection.rate_limit
     async with new_pool(max_connections=max_connections) as pool:
         yield Outbound(
             pool,
-            Gate(int(connection.get("concurrency", 8))),
-            AsyncLimiter(float(rate), 1.0) if rate else None,
+            Gate(connection.concurrency),
+            AsyncLimiter(rate, 1.0) if rate else None,
             clock or SystemClock(),
         )
 
@@ -155,22 +156,20 @@ class Saas:
         self.settings = dict(settings or {})
         connection = definition.connection
         names = {"settings": self.settings, "platform": dict(platform or {})}
-        self.base = _base_url(render(connection["baseUrl"], names, place="/connection/baseUrl"))
+        self.base = _base_url(render(connection.base_url, names, place="/connection/baseUrl"))
         self.origin = _origin(self.base)
         self.cookies = httpx.Cookies()
         # the gate's window of this tenant: one per origin and auth settings (a digest)
         self.tenant = cache_key("tenant", self.origin, self.settings)
-        self.headers = render_tree(
-            connection.get("headers", {}), names, place="/connection/headers"
-        )
-        timeouts = definition.timeouts
-        self.timeout = httpx.Timeout(timeouts["read"], connect=timeouts["connect"])
-        self.policy = Policy.of(connection.get("retry"))
-        self.rules = rules_of(connection.get("responses", ()))
+        self.headers = render_tree(connection.headers, names, place="/connection/headers")
+        timeouts = connection.timeouts
+        self.timeout = httpx.Timeout(timeouts.read, connect=timeouts.connect)
+        self.policy = Policy(connection.retry)
+        self.rules = connection.responses
         reach = Reach(
             self.base, self._token, shared.tokens, shared.clock, self._login, definition.hooks
         )
-        self.credential = credentials.credential_for(connection.get("auth"), names, reach)
+        self.credential = credentials.credential_for(connection.auth, names, reach)
 
     @property
     def auth_update(self) -> dict[str, Any]:
@@ -179,7 +178,7 @@ class Saas:
 
     async def send(
         self,
-        spec: Mapping[str, Any],
+        spec: Request,
         names: Mapping[str, Any],
         *,
         place: str,
@@ -189,11 +188,11 @@ class Saas:
         """Renders and sends a request spec (method, path, query, headers, body). An error
         status in ``accept`` is answered, not raised (a conflict the caller handles)."""
         out = self._prepare(spec, names, place, params)
-        return await self._exchange(out, accept=accept, rules=_rules(spec) + self.rules)
+        return await self._exchange(out, accept=accept, rules=spec.responses + self.rules)
 
     async def download(
         self,
-        spec: Mapping[str, Any],
+        spec: Request,
         names: Mapping[str, Any],
         sink: Callable[[bytes], Awaitable[None]],
         *,
@@ -203,7 +202,7 @@ class Saas:
         holding it whole; returns the byte count. Attempts are repeated until the body starts
         flowing; a failure after that is the caller's (the object is discarded)."""
         out = self._prepare(spec, names, place, None)
-        rules = _rules(spec) + self.rules
+        rules = spec.responses + self.rules
 
         async def attempt() -> httpx.Response:
             response = await self._send_once(out, stream=True)
@@ -229,15 +228,15 @@ class Saas:
 
     def _prepare(
         self,
-        spec: Mapping[str, Any],
+        spec: Request,
         names: Mapping[str, Any],
         place: str,
         params: Mapping[str, Any] | None,
     ) -> Outgoing:
-        method = str(spec.get("method", "GET"))
-        label = f"{method} {spec['path']}"
-        path = str(render(spec["path"], names, place=f"{place}/path"))
-        query = render_tree(spec.get("query", {}), names, place=f"{place}/query")
+        method = spec.method
+        label = f"{method} {spec.path}"
+        path = str(render(spec.path, names, place=f"{place}/path"))
+        query = render_tree(spec.query, names, place=f"{place}/query")
         query = {key: value for key, value in query.items() if value is not None} | dict(
             params or {}
         )
@@ -262,13 +261,13 @@ class Saas:
         )
 
     async def follow(
-        self, url: str, label: str, spec: Mapping[str, Any], names: Mapping[str, Any], *, place: str
+        self, url: str, label: str, spec: Request, names: Mapping[str, Any], *, place: str
     ) -> Answer:
         """GETs a next-page URL given by the SaaS, with the list request's own headers."""
         absolute = self.resolve(url, label)
         headers = self._request_headers(spec, names, place)
         out = Outgoing("GET", absolute, label, {}, headers, None)
-        return await self._exchange(out, rules=_rules(spec) + self.rules)
+        return await self._exchange(out, rules=spec.responses + self.rules)
 
     def resolve(self, url: str, label: str) -> str:
         """The absolute form of a URL the SaaS gave; SaasError when it leaves the base's origin."""
@@ -284,11 +283,11 @@ class Saas:
         return url
 
     def _request_headers(
-        self, spec: Mapping[str, Any], names: Mapping[str, Any], place: str
+        self, spec: Request, names: Mapping[str, Any], place: str
     ) -> dict[str, str]:
-        return merge_headers(render_tree(spec.get("headers", {}), names, place=f"{place}/headers"))
+        return merge_headers(render_tree(spec.headers, names, place=f"{place}/headers"))
 
-    async def _login(self, spec: Mapping[str, Any], names: Mapping[str, Any]) -> tuple[Any, bool]:
+    async def _login(self, spec: Request, names: Mapping[str, Any]) -> tuple[Any, bool]:
         """The session login: the spec sent without the connection's credentials; its answer's
         JSON, and whether it set cookies (the session then lives in this connection only)."""
         out = self._prepare(spec, names, "/connection/auth/login", None)
@@ -313,7 +312,7 @@ class Saas:
                 response = await self.pool.post(url, data=form, timeout=self.timeout, **auth)
             except httpx.HTTPError as exc:
                 raise Retryable(f"{step}: cannot reach the token endpoint", kind="connect") from exc
-            if response.status_code in self.policy.statuses:
+            if response.status_code in self.policy.retry.statuses:
                 said = f"{step}: the token endpoint answered HTTP {response.status_code}"
                 raise Retryable(said, kind=str(response.status_code))
             return response
@@ -325,7 +324,7 @@ class Saas:
             return response.status_code, None
 
     async def _exchange(
-        self, out: Outgoing, *, accept: Collection[int] = (), rules: tuple[Rule, ...] = ()
+        self, out: Outgoing, *, accept: Collection[int] = (), rules: tuple[ResponseRule, ...] = ()
     ) -> Answer:
         async def attempt() -> Answer:
             async with self.shared.gate.admit(self.tenant) as admitted:
@@ -363,7 +362,7 @@ class Saas:
         out: Outgoing,
         response: httpx.Response,
         accept: Collection[int],
-        rules: Sequence[Rule],
+        rules: Sequence[ResponseRule],
     ) -> Answer:
         """The answer of an attempt, or what its status and body call for."""
         status = response.status_code
@@ -374,18 +373,20 @@ class Saas:
             return retry_after(asked, self.shared.clock, self.policy, out.label)
 
         body = response.content
-        rule = next((rule for rule in rules if rule.matches(status, body)), None)
+        rule = next((rule for rule in rules if matches(rule, status, body)), None)
         if rule is not None:
             apply_rule(rule, out.label, status, wait() if rule.action == "retry" else None)
         if status in accept:
             return _answer(out.label, response)
-        if status in self.policy.statuses:
+        if status in self.policy.retry.statuses:
             said = f"{out.label}: the SaaS answered HTTP {status}"
             slowed = throttles(response)
             raise Retryable(said, kind=str(status), retry_after=wait(), throttled=slowed)
         check_status(out.label, status)
         answer = _answer(out.label, response)
-        if "invalid" in self.policy.errors and "json" in response.headers.get("Content-Type", ""):
+        if "invalid" in self.policy.retry.errors and "json" in response.headers.get(
+            "Content-Type", ""
+        ):
             try:
                 answer.json()
             except SaasError as exc:
@@ -399,10 +400,6 @@ async def _tell(admitted: Pass, response: httpx.Response) -> None:
         admitted.throttled()
     elif response.status_code < 500:
         await admitted.succeeded()
-
-
-def _rules(spec: Mapping[str, Any]) -> tuple[Rule, ...]:
-    return rules_of(spec.get("responses", ()))
 
 
 @contextmanager

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from engine import redaction
 from engine.clock import Clock
 from engine.errors import SaasAuthError, SaasError, SelectorError, TemplateError
+from engine.language import model
 from engine.language.hooks import Hooks
 from engine.language.selectors import select
 from engine.language.templating import render, render_tree
@@ -26,7 +27,7 @@ from engine.saas.tokens import Token, TokenCache, cache_key, error_code, expiry
 
 # sends the login request spec, rendered with the names given: its answer's JSON, and whether
 # it set cookies (kept by the connection that sent it)
-Login = Callable[[Mapping[str, Any], Mapping[str, Any]], Awaitable[tuple[Any, bool]]]
+Login = Callable[[model.Request, Mapping[str, Any]], Awaitable[tuple[Any, bool]]]
 # (token URL, form, HTTP basic credentials or None, what to call it) -> (status, JSON or None)
 TokenRequest = Callable[
     [str, Mapping[str, str], tuple[str, str] | None, str], Awaitable[tuple[int, Any]]
@@ -73,10 +74,10 @@ class Credential:
         return False
 
 
-def _value(spec: Mapping[str, Any], key: str, names: Mapping[str, Any]) -> str:
+def _value(template: Any, key: str, names: Mapping[str, Any]) -> str:
     """One credential rendered to text; a TemplateError when it renders to nothing."""
     place = f"/connection/auth/{key}"
-    value = render(spec[key], names, place=place)
+    value = render(template, names, place=place)
     if value is None or value == "":
         raise TemplateError("rendered to null or empty text", place=place)
     return str(value)
@@ -91,23 +92,24 @@ class _Static(Credential):
         return self._applied
 
 
-def _none(spec: Mapping[str, Any], names: Mapping[str, Any], reach: Reach) -> Credential:
+def _none(spec: model.NoCredentials, names: Mapping[str, Any], reach: Reach) -> Credential:
     return _Static(Applied())
 
 
-def _basic(spec: Mapping[str, Any], names: Mapping[str, Any], reach: Reach) -> Credential:
-    user, password = _value(spec, "username", names), _value(spec, "password", names)
+def _basic(spec: model.Basic, names: Mapping[str, Any], reach: Reach) -> Credential:
+    user = _value(spec.username, "username", names)
+    password = _value(spec.password, "password", names)
     token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
     return _Static(Applied({"Authorization": f"Basic {token}"}))
 
 
-def _bearer(spec: Mapping[str, Any], names: Mapping[str, Any], reach: Reach) -> Credential:
-    return _Static(Applied({"Authorization": f"Bearer {_value(spec, 'token', names)}"}))
+def _bearer(spec: model.Bearer, names: Mapping[str, Any], reach: Reach) -> Credential:
+    return _Static(Applied({"Authorization": f"Bearer {_value(spec.token, 'token', names)}"}))
 
 
-def _api_key(spec: Mapping[str, Any], names: Mapping[str, Any], reach: Reach) -> Credential:
-    pair = {str(spec["name"]): _value(spec, "value", names)}
-    return _Static(Applied(query=pair) if spec.get("in") == "query" else Applied(headers=pair))
+def _api_key(spec: model.ApiKey, names: Mapping[str, Any], reach: Reach) -> Credential:
+    pair = {spec.name: _value(spec.value, "value", names)}
+    return _Static(Applied(query=pair) if spec.in_ == "query" else Applied(headers=pair))
 
 
 class _Obtained(Credential):
@@ -157,19 +159,29 @@ class _OAuth2(_Obtained):
     """OAuth2 token endpoint grants (RFC 6749): client credentials, refresh token."""
 
     def __init__(
-        self, spec: Mapping[str, Any], names: Mapping[str, Any], reach: Reach, grant: str
+        self, spec: model.OAuth2ClientCredentials, names: Mapping[str, Any], reach: Reach
     ) -> None:
+        grant = (
+            "refresh_token" if isinstance(spec, model.OAuth2RefreshToken) else "client_credentials"
+        )
         self.grant = grant
-        self.url = _value(spec, "tokenUrl", names)
-        self.client_id = _value(spec, "clientId", names)
-        self.secret = _value(spec, "clientSecret", names) if "clientSecret" in spec else None
-        self.in_body = spec.get("clientAuth", "basic") == "body"
-        params = render_tree(dict(spec.get("params", {})), names, place="/connection/auth/params")
-        if "scope" in spec:
-            params["scope"] = _value(spec, "scope", names)
+        self.url = _value(spec.token_url, "tokenUrl", names)
+        self.client_id = _value(spec.client_id, "clientId", names)
+        secret = spec.client_secret
+        self.secret = None if secret is None else _value(secret, "clientSecret", names)
+        self.in_body = spec.client_auth == "body"
+        params = render_tree(dict(spec.params), names, place="/connection/auth/params")
+        if spec.scope is not None:
+            params["scope"] = _value(spec.scope, "scope", names)
         self.params = {key: str(value) for key, value in params.items() if value is not None}
-        self.refresh = _value(spec, "refreshToken", names) if grant == "refresh_token" else None
-        self.setting = spec.get("refreshTokenSetting")
+        self.refresh = (
+            _value(spec.refresh_token, "refreshToken", names)
+            if isinstance(spec, model.OAuth2RefreshToken)
+            else None
+        )
+        self.setting = (
+            spec.refresh_token_setting if isinstance(spec, model.OAuth2RefreshToken) else None
+        )
         parts = (self.url, self.client_id, self.secret, self.params, self.refresh)
         key = cache_key(grant, *parts)
         super().__init__(reach, key, "Authorization", "Bearer {{ token }}")
@@ -214,31 +226,23 @@ class _OAuth2(_Obtained):
         )
 
 
-def _client_credentials(
-    spec: Mapping[str, Any], names: Mapping[str, Any], reach: Reach
-) -> Credential:
-    return _OAuth2(spec, names, reach, "client_credentials")
-
-
-def _refresh_token(spec: Mapping[str, Any], names: Mapping[str, Any], reach: Reach) -> Credential:
-    return _OAuth2(spec, names, reach, "refresh_token")
-
-
 class _Session(_Obtained):
     """A login request whose answer yields a token, applied as a header."""
 
     step = "the session login"
 
-    def __init__(self, spec: Mapping[str, Any], names: Mapping[str, Any], reach: Reach) -> None:
-        self.request = dict(spec["login"])
+    def __init__(self, spec: model.Session, names: Mapping[str, Any], reach: Reach) -> None:
+        self.request = spec.login
         self.names = names
-        self.selector = str(spec.get("token", "token"))
-        self.lifetime = spec.get("expiresIn")
-        rendered = render_tree(self.request, names, place="/connection/auth/login")
+        self.selector = spec.token
+        self.lifetime = spec.expires_in
+        login = self.request
+        parts = {"path": login.path, "query": login.query, "headers": login.headers}
+        parts |= {"method": login.method, "body": login.body}
+        rendered = render_tree(parts, names, place="/connection/auth/login")
         # the same login at another server is another session: never share its token
         key = cache_key("session", reach.base, rendered)
-        header = str(spec.get("header", "Authorization"))
-        super().__init__(reach, key, header, str(spec.get("value", "Bearer {{ token }}")))
+        super().__init__(reach, key, spec.header, str(spec.value))
 
     async def fetch(self, refresh: str | None) -> Token:
         try:
@@ -259,16 +263,16 @@ class _Session(_Obtained):
         return Token(token, expiry(self.reach.clock.now(), lifetime), bound=cookied)
 
 
-def _session(spec: Mapping[str, Any], names: Mapping[str, Any], reach: Reach) -> Credential:
+def _session(spec: model.Session, names: Mapping[str, Any], reach: Reach) -> Credential:
     return _Session(spec, names, reach)
 
 
 class _Hooked(Credential):
     """A module hook (point authenticate) gives what every request carries."""
 
-    def __init__(self, spec: Mapping[str, Any], names: Mapping[str, Any], reach: Reach) -> None:
+    def __init__(self, spec: model.CredentialsHook, names: Mapping[str, Any], reach: Reach) -> None:
         super().__init__()
-        self.function = str(spec["function"])
+        self.function = spec.function
         self.settings = dict(names.get("settings", {}))
         self.hooks = reach.hooks
         self._renew = False
@@ -284,31 +288,40 @@ class _Hooked(Credential):
         return True
 
 
-def _hook(spec: Mapping[str, Any], names: Mapping[str, Any], reach: Reach) -> Credential:
+def _hook(spec: model.CredentialsHook, names: Mapping[str, Any], reach: Reach) -> Credential:
     return _Hooked(spec, names, reach)
 
 
-KINDS: dict[str, Callable[[Mapping[str, Any], Mapping[str, Any], Reach], Credential]] = {
-    "none": _none,
-    "basic": _basic,
-    "bearer": _bearer,
-    "apiKey": _api_key,
-    "oauth2ClientCredentials": _client_credentials,
-    "oauth2RefreshToken": _refresh_token,
-    "session": _session,
-    "hook": _hook,
+def _oauth2(
+    spec: model.OAuth2ClientCredentials, names: Mapping[str, Any], reach: Reach
+) -> Credential:
+    return _OAuth2(spec, names, reach)
+
+
+# each credentials kind of the model and how it is applied
+KINDS: dict[type[Any], Callable[[Any, Mapping[str, Any], Reach], Credential]] = {
+    model.NoCredentials: _none,
+    model.Basic: _basic,
+    model.Bearer: _bearer,
+    model.ApiKey: _api_key,
+    model.OAuth2ClientCredentials: _oauth2,
+    model.OAuth2RefreshToken: _oauth2,
+    model.Session: _session,
+    model.CredentialsHook: _hook,
 }
 
 
-def credential_for(spec: Any, names: Mapping[str, Any], reach: Reach) -> Credential:
-    """The credentials ``spec`` describes (one kind, or alternatives: the first whose ``when``
+def credential_for(
+    specs: Sequence[model.Credentials], names: Mapping[str, Any], reach: Reach
+) -> Credential:
+    """The credentials ``specs`` describe (one kind, or alternatives: the first whose ``when``
     holds), rendered with ``names`` (settings, platform)."""
-    if spec is None:
+    if not specs:
         return Credential()
-    if isinstance(spec, Mapping):
-        return KINDS[spec["kind"]](spec, names, reach)
-    for index, alternative in enumerate(spec):
+    if len(specs) == 1:
+        return KINDS[type(specs[0])](specs[0], names, reach)
+    for index, alternative in enumerate(specs):
         place = f"/connection/auth/{index}/when"
-        if "when" not in alternative or render(alternative["when"], names, place=place):
-            return KINDS[alternative["kind"]](alternative, names, reach)
+        if alternative.when is None or render(alternative.when, names, place=place):
+            return KINDS[type(alternative)](alternative, names, reach)
     raise TemplateError("no alternative applies to these settings", place="/connection/auth")

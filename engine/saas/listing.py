@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.errors import HookError, Ignored, SaasError, SelectorError
+from engine.language.model import Listing
 from engine.language.selectors import select
 from engine.language.templating import render
 from engine.saas import pagination
@@ -24,13 +25,13 @@ class PageReader:
     both read pages through it, each with its own policy for what a failure means."""
 
     saas: Saas
-    listing: Mapping[str, Any]
+    listing: Listing
     names: Mapping[str, Any]
     place: str
     paging: pagination.Paging = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "paging", pagination.paging(self.listing.get("pagination")))
+        object.__setattr__(self, "paging", pagination.paging(self.listing.pagination))
 
     def first(self) -> pagination.Step:
         """The step of the first page."""
@@ -38,19 +39,19 @@ class PageReader:
 
     async def fetch(self, step: pagination.Step) -> Answer:
         """The answer for ``step`` (its query parameters, or the next URL it holds)."""
-        request: Mapping[str, Any] = self.listing["request"]
+        request = self.listing.request
         place = f"{self.place}/request"
         if step["url"] is None:
             return await self.saas.send(request, self.names, place=place, params=step["params"])
-        label = f"GET {request['path']} (page {step['pages'] + 1})"
+        label = f"GET {request.path} (page {step['pages'] + 1})"
         return await self.saas.follow(step["url"], label, request, self.names, place=place)
 
     async def records(self, answer: Answer) -> list[Any]:
         """A page's records: the list's parse hook's, or what its records selector picks."""
-        if "parse" not in self.listing:
-            return records_of(answer, str(self.listing.get("records", "@")))
+        hook = self.listing.parse
+        if hook is None:
+            return records_of(answer, self.listing.records)
         ctx = dict(self.names.get("ctx", {}))
-        hook = self.listing["parse"]
         records = await self.saas.definition.hooks.call(
             "parse", hook, answer, ctx, resource=answer.label
         )
@@ -74,7 +75,7 @@ class PageReader:
 
 
 async def pages(
-    saas: Saas, listing: Mapping[str, Any], names: Mapping[str, Any], *, place: str
+    saas: Saas, listing: Listing, names: Mapping[str, Any], *, place: str
 ) -> AsyncIterator[list[Any]]:
     """The records of each page of ``listing`` (a list request, pagination, records selector and
     filter), in order. Raises SaasError or PaginationStopped when the listing cannot complete.
@@ -94,7 +95,7 @@ async def pages(
             records = await reader.records(answer)
             following = await reader.next(step, answer, records)
             ahead = None if following is None else _ahead(reader, following)
-            yield _kept(listing.get("filter"), records, names, place)
+            yield _kept(listing.filter, records, names, place)
             step = following
     finally:
         if ahead is not None and not ahead.done():  # the caller stopped reading

@@ -9,7 +9,7 @@ from typing import Any
 
 from engine.ctx import build_ctx
 from engine.errors import MappingError
-from engine.language.definition import ResourceType
+from engine.language.model import ResourceType
 from engine.language.templating import render, render_tree
 
 _MAX_LABEL_KEY = 255
@@ -37,7 +37,7 @@ def _flag(value: Any, place: str) -> bool:
 
 def keep(kind: ResourceType, item: Any, parent: Mapping[str, Any], pointer: str) -> bool:
     """Whether the type's filter keeps ``item``."""
-    rule = kind.listing.get("filter")
+    rule = kind.list.filter
     if rule is None:
         return True
     return bool(render(rule, {"ctx": parent, "item": item}, place=f"{pointer}/list/filter"))
@@ -47,30 +47,30 @@ def keep(kind: ResourceType, item: Any, parent: Mapping[str, Any], pointer: str)
 class _Fields:
     """A type's resource mapping as seen by one item: renders a field and checks its shape."""
 
-    spec: Mapping[str, Any]
     names: Mapping[str, Any]
     place: str
 
-    def raw(self, key: str, default: Any = None) -> Any:
-        if key not in self.spec:
-            return default
-        return render_tree(self.spec[key], self.names, place=f"{self.place}/{key}")
+    def raw(self, key: str, template: Any) -> Any:
+        if template is None:
+            return None
+        return render_tree(template, self.names, place=f"{self.place}/{key}")
 
-    def text(self, key: str) -> str | None:
-        value = self.raw(key)
+    def text(self, key: str, template: Any) -> str | None:
+        value = self.raw(key, template)
         return None if value is None else _text(value, f"{self.place}/{key}")
 
-    def name(self) -> str:
-        value = self.text("name")
+    def name(self, template: Any) -> str:
+        value = self.text("name", template)
         if not value:
             raise MappingError(f"{self.place}/name: rendered an empty name")
         return value
 
-    def flag(self, key: str, default: bool) -> bool:
-        return _flag(self.raw(key, default), f"{self.place}/{key}")
+    def flag(self, key: str, template: Any, otherwise: bool | None = None) -> bool:
+        value = self.raw(key, template)
+        return _flag(otherwise if value is None else value, f"{self.place}/{key}")
 
-    def texts(self, key: str) -> dict[str, str]:
-        value = self.raw(key) or {}
+    def texts(self, key: str, templates: Mapping[str, Any]) -> dict[str, str]:
+        value = self.raw(key, templates) or {}
         return {name: _text(each, f"{self.place}/{key}/{name}") for name, each in value.items()}
 
 
@@ -83,19 +83,20 @@ def map_item(
     values = dict(parent) | render_tree(dict(kind.ctx), names, place=f"{base}/ctx")
     _check_json(values, f"{base}/ctx", "a ctx value")
     role = "root" if kind.parent is None else "resource"
-    spec = _Fields(kind.mapping, names, f"{base}/resource")
+    rule = kind.resource
+    spec = _Fields(names, f"{base}/resource")
     fields = ResourceFields(
-        id=spec.text("id"),
-        name=spec.name(),
-        type=str(kind.mapping.get("type", kind.name)),
-        has_subresources=spec.flag("hasSubresources", bool(kind.children)),
-        can_backup=spec.flag("canBackup", True),
+        id=spec.text("id", rule.id),
+        name=spec.name(rule.name),
+        type=rule.type or kind.name,
+        has_subresources=spec.flag("hasSubresources", rule.has_subresources, bool(kind.children)),
+        can_backup=spec.flag("canBackup", rule.can_backup),
         ctx=build_ctx(module_id, role, kind.name, values),
-        display_ctx=spec.texts("displayCtx"),
-        backup_seq_group=spec.raw("backupSeqGroup"),
-        restore_seq_group=spec.raw("restoreSeqGroup"),
-        labels=_labels(spec.raw("labels"), f"{base}/resource/labels"),
-        location=spec.raw("location"),
+        display_ctx=spec.texts("displayCtx", rule.display_ctx),
+        backup_seq_group=spec.raw("backupSeqGroup", rule.backup_seq_group),
+        restore_seq_group=spec.raw("restoreSeqGroup", rule.restore_seq_group),
+        labels=_labels(spec.raw("labels", rule.labels), f"{base}/resource/labels"),
+        location=spec.raw("location", rule.location),
     )
     _check_json(resource_body(fields), f"{base}/resource", "a resource field")
     return fields

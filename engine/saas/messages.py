@@ -12,6 +12,7 @@ from functools import cached_property
 from typing import Any
 
 from engine.errors import SaasAuthError, SaasError, SelectorError, TemplateError
+from engine.language.model import Request
 from engine.language.selectors import select
 from engine.language.templating import render_tree
 
@@ -103,13 +104,13 @@ def query_value(value: Any) -> str:
 
 
 def rendered_body(
-    spec: Mapping[str, Any], names: Mapping[str, Any], place: str
+    spec: Request, names: Mapping[str, Any], place: str
 ) -> tuple[bytes | None, dict[str, str]]:
     """A request spec's body rendered (text as is, anything else as JSON), with its Content-Type
     header; (None, {}) when it has none."""
-    if "body" not in spec:
+    if spec.body is None:
         return None, {}
-    body = render_tree(spec["body"], names, place=f"{place}/body")
+    body = render_tree(spec.body, names, place=f"{place}/body")
     if isinstance(body, str):
         return body.encode(), {"Content-Type": _TEXT}
     try:

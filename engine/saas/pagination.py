@@ -1,17 +1,18 @@
 """Pagination kinds: how a listing goes from one page to the next. Each kind is one class that
-knows its first page and the page after a given one, built from a list's ``pagination`` rule
-(every default stated once, as a field); one table maps the YAML's kind names, which the JSON
-Schema lists too, to the classes. A listing's position is a ``Step``, plain JSON, so it can
+knows its first page and the page after a given one, holding a list's typed ``pagination`` rule
+(engine.language.model; its defaults filled from the schema at load); one table maps each rule
+class to its kind. A listing's position is a ``Step``, plain JSON, so it can
 travel in a paginationCtx and resume in another call."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self
+from typing import Any, Generic, Protocol, TypeVar
 from urllib.parse import urljoin
 
 from engine.errors import PaginationStopped, SaasError
+from engine.language import model
 from engine.language.hooks import Hooks
 from engine.language.selectors import select
 from engine.saas.messages import Answer
@@ -20,19 +21,21 @@ _SEEN = 8  # cursors/URLs remembered to catch a listing that loops back
 Step = dict[str, Any]
 
 
-@dataclass(frozen=True, kw_only=True)
+class _Capped(Protocol):
+    @property
+    def max_pages(self) -> int: ...
+
+
+R = TypeVar("R", bound=_Capped)
+
+
+@dataclass(frozen=True)
 class Paging:
-    """One pagination kind (this base: a listing of one page). ``KEYS`` maps the rule's YAML
-    keys to the fields they set; a key the rule leaves out keeps the field's default."""
+    """One pagination kind (this base: a listing of one page)."""
 
-    KEYS: ClassVar[Mapping[str, str]] = {}
-    max_pages: int = 1000
-
-    @classmethod
-    def of(cls, rule: Mapping[str, Any]) -> Self:
-        """The kind as ``rule`` configures it (the rule is valid: the schema checked it)."""
-        keys = {"maxPages": "max_pages", **cls.KEYS}
-        return cls(**{keys[key]: value for key, value in rule.items() if key in keys})
+    def cap(self) -> int | None:
+        """The most pages the listing may take (None: no next page is ever asked for)."""
+        return None
 
     def first(self) -> Step:
         """The step that fetches the first page."""
@@ -67,10 +70,10 @@ class Paging:
         page that still names a next page) ends the listing early, and SaasError when the page
         names its successor with something that is neither a cursor nor a URL."""
         following = await self.after(step, answer, records, hooks)
-        if following is not None and following["pages"] >= self.max_pages:
+        cap = self.cap()
+        if following is not None and cap is not None and following["pages"] >= cap:
             raise PaginationStopped(
-                f"{answer.label}: pagination stopped: the page cap (maxPages {self.max_pages})"
-                " was reached"
+                f"{answer.label}: pagination stopped: the page cap (maxPages {cap}) was reached"
             )
         return following
 
@@ -81,24 +84,25 @@ class Paging:
         return None
 
 
-@dataclass(frozen=True, kw_only=True)
-class Offset(Paging):
+@dataclass(frozen=True)
+class _Paged(Paging, Generic[R]):
+    """A kind that may go on to a next page, up to its rule's ``maxPages``."""
+
+    rule: R
+
+    def cap(self) -> int | None:
+        return self.rule.max_pages
+
+
+@dataclass(frozen=True)
+class Offset(_Paged[model.OffsetPaging]):
     """``?offset=N&limit=M``, the offset grown by the records each page gave."""
 
-    KEYS: ClassVar[Mapping[str, str]] = {
-        "limit": "limit",
-        "offsetParam": "offset_param",
-        "limitParam": "limit_param",
-    }
-    limit: int
-    offset_param: str = "offset"
-    limit_param: str = "limit"
-
     def first_params(self) -> dict[str, Any]:
-        return {self.offset_param: 0, self.limit_param: self.limit}
+        return {self.rule.offset_param: 0, self.rule.limit_param: self.rule.limit}
 
     def counters(self) -> tuple[str, ...]:
-        return (self.offset_param,)
+        return (self.rule.offset_param,)
 
     async def after(
         self, step: Step, answer: Answer, records: Sequence[Any], hooks: Hooks
@@ -107,113 +111,90 @@ class Offset(Paging):
         # answers short pages, and stopping on one would silently lose the rest.
         if not records:
             return None
-        offset = int(step["params"].get(self.offset_param, 0)) + len(records)
-        return _next(step, params={self.offset_param: offset, self.limit_param: self.limit})
+        rule = self.rule
+        offset = int(step["params"].get(rule.offset_param, 0)) + len(records)
+        return _next(step, params={rule.offset_param: offset, rule.limit_param: rule.limit})
 
 
-@dataclass(frozen=True, kw_only=True)
-class PageNumber(Paging):
+@dataclass(frozen=True)
+class PageNumber(_Paged[model.PagePaging]):
     """``?page=N`` (and an optional page size), counting from ``first``."""
 
-    KEYS: ClassVar[Mapping[str, str]] = {
-        "pageParam": "page_param",
-        "first": "first_page",
-        "sizeParam": "size_param",
-        "size": "size",
-    }
-    page_param: str = "page"
-    first_page: int = 1
-    size_param: str | None = None
-    size: int | None = None
-
     def first_params(self) -> dict[str, Any]:
-        sized = {self.size_param: self.size} if self.size_param is not None else {}
-        return {self.page_param: self.first_page} | sized
+        rule = self.rule
+        sized = {rule.size_param: rule.size} if rule.size_param is not None else {}
+        return {rule.page_param: rule.first} | sized
 
     def counters(self) -> tuple[str, ...]:
-        return (self.page_param,)
+        return (self.rule.page_param,)
 
     async def after(
         self, step: Step, answer: Answer, records: Sequence[Any], hooks: Hooks
     ) -> Step | None:
         if not records:  # as for offsets: a short page may only mean the SaaS caps the size
             return None
-        params = dict(step["params"]) | {self.page_param: int(step["params"][self.page_param]) + 1}
+        page = self.rule.page_param
+        params = dict(step["params"]) | {page: int(step["params"][page]) + 1}
         return _next(step, params=params)
 
 
-@dataclass(frozen=True, kw_only=True)
-class Cursor(Paging):
+@dataclass(frozen=True)
+class Cursor(_Paged[model.CursorPaging]):
     """A cursor picked from the answer's body, sent back as a query parameter."""
 
-    KEYS: ClassVar[Mapping[str, str]] = {"cursor": "cursor", "param": "param"}
-    cursor: str
-    param: str
-
     async def after(
         self, step: Step, answer: Answer, records: Sequence[Any], hooks: Hooks
     ) -> Step | None:
-        source = f"the cursor selector '{self.cursor}'"
-        token = _token(select(self.cursor, answer.json()), source, answer)
-        return _token_step(step, answer, records, token=token, param=self.param)
+        source = f"the cursor selector '{self.rule.cursor}'"
+        token = _token(select(self.rule.cursor, answer.json()), source, answer)
+        return _token_step(step, answer, records, token=token, param=self.rule.param)
 
 
-@dataclass(frozen=True, kw_only=True)
-class NextUrl(Paging):
+@dataclass(frozen=True)
+class NextUrl(_Paged[model.NextUrlPaging]):
     """The next page's URL, picked from the answer's body."""
 
-    KEYS: ClassVar[Mapping[str, str]] = {"url": "url"}
-    url: str
-
     async def after(
         self, step: Step, answer: Answer, records: Sequence[Any], hooks: Hooks
     ) -> Step | None:
-        source = f"the next-page selector '{self.url}'"
-        token = _token(select(self.url, answer.json()), source, answer)
+        source = f"the next-page selector '{self.rule.url}'"
+        token = _token(select(self.rule.url, answer.json()), source, answer)
         return _token_step(step, answer, records, token=token, param=None)
 
 
-@dataclass(frozen=True, kw_only=True)
-class Header(Paging):
+@dataclass(frozen=True)
+class Header(_Paged[model.HeaderPaging]):
     """The next page's URL in a header of the answer (Kinto's ``Next-Page``)."""
 
-    KEYS: ClassVar[Mapping[str, str]] = {"header": "header"}
-    header: str
-
     async def after(
         self, step: Step, answer: Answer, records: Sequence[Any], hooks: Hooks
     ) -> Step | None:
-        token = _token(answer.headers.get(self.header), f"the header '{self.header}'", answer)
+        header = self.rule.header
+        token = _token(answer.headers.get(header), f"the header '{header}'", answer)
         return _token_step(step, answer, records, token=token, param=None)
 
 
-@dataclass(frozen=True, kw_only=True)
-class Link(Paging):
+@dataclass(frozen=True)
+class Link(_Paged[model.LinkPaging]):
     """The next page's URL in the answer's ``Link`` header (RFC 8288), by relation."""
-
-    KEYS: ClassVar[Mapping[str, str]] = {"rel": "rel"}
-    rel: str = "next"
 
     async def after(
         self, step: Step, answer: Answer, records: Sequence[Any], hooks: Hooks
     ) -> Step | None:
-        rel = self.rel.lower()
+        rel = self.rule.rel.lower()
         token = _token(answer.links.get(rel), f"the Link rel '{rel}'", answer)
         return _token_step(step, answer, records, token=token, param=None)
 
 
-@dataclass(frozen=True, kw_only=True)
-class Hook(Paging):
+@dataclass(frozen=True)
+class Hook(_Paged[model.HookPaging]):
     """The module's paginate hook decides; its answer gets the same safety rules."""
-
-    KEYS: ClassVar[Mapping[str, str]] = {"function": "function"}
-    function: str
 
     async def after(
         self, step: Step, answer: Answer, records: Sequence[Any], hooks: Hooks
     ) -> Step | None:
         decided = await hooks.call(
-            "paginate", self.function, answer, list(records), dict(step), resource=answer.label
+            "paginate", self.rule.function, answer, list(records), dict(step), resource=answer.label
         )
         if decided is None:
             return None
@@ -222,29 +203,23 @@ class Hook(Paging):
         return _next(step, params=decided["params"])
 
 
-KINDS: dict[str, type[Paging]] = {
-    "none": Paging,
-    "offset": Offset,
-    "page": PageNumber,
-    "cursor": Cursor,
-    "nextUrl": NextUrl,
-    "header": Header,
-    "link": Link,
-    "hook": Hook,
-}
 NONE = Paging()
+# each pagination rule of the model and the kind that follows it
+KINDS: dict[type[Any], Callable[[Any], Paging]] = {
+    model.NoPaging: lambda rule: NONE,
+    model.OffsetPaging: Offset,
+    model.PagePaging: PageNumber,
+    model.CursorPaging: Cursor,
+    model.NextUrlPaging: NextUrl,
+    model.HeaderPaging: Header,
+    model.LinkPaging: Link,
+    model.HookPaging: Hook,
+}
 
 
-def paging(rule: Mapping[str, Any] | None) -> Paging:
-    """The pagination kind a list's ``pagination`` rule names (None: one page)."""
-    if rule is None:
-        return NONE
-    return KINDS[rule["kind"]].of({key: value for key, value in rule.items() if key != "kind"})
-
-
-def rule_keys(kind: str) -> frozenset[str]:
-    """The YAML keys a kind reads (besides ``kind`` and ``maxPages``)."""
-    return frozenset(KINDS[kind].KEYS)
+def paging(rule: model.Pagination | None) -> Paging:
+    """The pagination kind of a list's ``pagination`` rule (None: one page)."""
+    return NONE if rule is None else KINDS[type(rule)](rule)
 
 
 def _is_count(value: Any) -> bool:

@@ -22,7 +22,16 @@ from engine.errors import (
     StorageError,
     entry_of,
 )
-from engine.language.definition import ResourceType
+from engine.language.model import (
+    BackupStep,
+    CollectionStep,
+    DownloadStep,
+    Each,
+    Listing,
+    ObjectStep,
+    Request,
+    ResourceType,
+)
 from engine.language.templating import render, render_tree
 from engine.saas import listing
 from engine.saas.client import Saas
@@ -33,7 +42,6 @@ from engine.tasks import manifest
 from engine.tasks.job import Job
 from engine.tasks.manifest import Entry
 
-FORMATS = {"object": "json", "collection": "jsonl", "download": "raw"}  # defaults per fetch kind
 COMPRESSION = "zstd"
 SUFFIX = ".zst"
 
@@ -119,8 +127,8 @@ class Backup:
         for index, step in enumerate(kind.backup):
             place = f"/resources/{kind.name}/backup/{index}"
             try:
-                wanted = "when" not in step or render(
-                    step["when"], {"ctx": values, "options": self.options}, place=f"{place}/when"
+                wanted = step.when is None or render(
+                    step.when, {"ctx": values, "options": self.options}, place=f"{place}/when"
                 )
             except EngineError as exc:
                 self._failed(exc, label, required=True)
@@ -141,7 +149,7 @@ class Backup:
         names = {"settings": self.saas.settings, "ctx": parent}
         place = f"/resources/{kind.name}/list"
         try:
-            async for page in listing.pages(self.saas, kind.listing, names, place=place):
+            async for page in listing.pages(self.saas, kind.list, names, place=place):
                 for item in page:
                     fields = map_item(self.definition.id, kind, item, parent)
                     if fields.can_backup:
@@ -161,60 +169,55 @@ class Backup:
             self.journal.progress["total"] = self.seen
 
     async def _step(
-        self, kind: ResourceType, values: Mapping[str, Any], step: Mapping[str, Any], place: str
+        self, kind: ResourceType, values: Mapping[str, Any], step: BackupStep, place: str
     ) -> None:
         label = resource_label(kind, values)
-        required = bool(step.get("required", True))
-        if step["fetch"] != "download" or "list" not in step:
+        if not isinstance(step, DownloadStep) or step.list is None:
             await self._unit(kind, values, step, place, None)
             return
         names = {"settings": self.saas.settings, "ctx": values}
         one = partial(self._unit, kind, values, step, place)
         try:  # a unit records its own failures: what arrives here is the listing's
-            async with aclosing(_listed_items(self.saas, step["list"], names, place)) as found:
+            async with aclosing(_listed_items(self.saas, step.list, names, place)) as found:
                 await for_each_arriving(one, found, limit=self.units_limit)
         except (SaasAuthError, StorageError):
             raise
         except EngineError as exc:
-            self._failed(exc, label, required=required)
+            self._failed(exc, label, required=step.required)
 
     # one object ----------------------------------------------------------------------------
     async def _unit(
         self,
         kind: ResourceType,
         values: Mapping[str, Any],
-        step: Mapping[str, Any],
+        step: BackupStep,
         place: str,
         item: Any,
     ) -> None:
         label = resource_label(kind, values)
-        required = bool(step.get("required", True))
         try:
             key = self._claim(step, values, item, place)
             if await self._already_done(key):
                 return
             async with self.units:
-                info = await _FETCHERS[step["fetch"]](self, step, values, item, key, place)
+                info = await _FETCHERS[type(step)](self, step, values, item, key, place)
             meta = self._meta(step, values, item, place)
         except (SaasAuthError, StorageError):
             raise
         except Ignored:  # a response rule: nothing to store for this unit
             return
         except EngineError as exc:
-            self._failed(exc, label, required=required)
+            self._failed(exc, label, required=step.required)
             return
-        fmt = str(step.get("format", FORMATS[step["fetch"]]))
-        entry = Entry(info, kind.name, step["id"], dict(values), fmt, meta)
+        entry = Entry(info, kind.name, step.id, dict(values), step.format, meta)
         self.journal.progress["bytes"] += info.size
         await self.journal.unit(key, entry.to_json())
 
-    def _claim(
-        self, step: Mapping[str, Any], values: Mapping[str, Any], item: Any, place: str
-    ) -> str:
+    def _claim(self, step: BackupStep, values: Mapping[str, Any], item: Any, place: str) -> str:
         names = {"ctx": values, "options": self.options} | ({} if item is None else {"item": item})
-        rendered = render(step["to"], names, place=f"{place}/to")
+        rendered = render(step.to, names, place=f"{place}/to")
         if not isinstance(rendered, str) or not rendered:
-            raise PathError(f"{place}/to: the path rendered to {rendered!r}", template=step["to"])
+            raise PathError(f"{place}/to: the path rendered to {rendered!r}", template=step.to)
         key = check_path(rendered + SUFFIX, template=f"{place}/to")
         if key in self.claimed:
             raise PathError(f"{place}/to: two objects of this backup render the path '{key}'")
@@ -233,11 +236,11 @@ class Backup:
         return False
 
     def _meta(
-        self, step: Mapping[str, Any], values: Mapping[str, Any], item: Any, place: str
+        self, step: BackupStep, values: Mapping[str, Any], item: Any, place: str
     ) -> dict[str, Any]:
-        if "meta" not in step:
+        if not isinstance(step, DownloadStep) or not step.meta:
             return {}
-        meta = render_tree(dict(step["meta"]), {"ctx": values, "item": item}, place=f"{place}/meta")
+        meta = render_tree(dict(step.meta), {"ctx": values, "item": item}, place=f"{place}/meta")
         return dict(meta)
 
     def _failed(self, exc: EngineError, label: str, *, required: bool) -> None:
@@ -249,17 +252,17 @@ class Backup:
     # fetch kinds ---------------------------------------------------------------------------
     async def _object(
         self,
-        step: Mapping[str, Any],
+        step: ObjectStep,
         values: Mapping[str, Any],
         item: Any,
         key: str,
         place: str,
     ) -> ObjectInfo:
         names = {"settings": self.saas.settings, "ctx": values, "options": self.options}
-        if step.get("format", "json") == "raw":
-            return await self._stream(step, names, key, place)
-        answer = await self.saas.send(step["request"], names, place=f"{place}/request")
-        data = await self._picked(step, answer, values)
+        if step.format == "raw":
+            return await self._stream(step.request, names, key, place)
+        answer = await self.saas.send(step.request, names, place=f"{place}/request")
+        data = await self._picked(step.parse, step.select, answer, values)
         [data] = await self._transformed(step, [data], values) or [None]
         if data is None:
             raise Ignored(f"{answer.label}: the transform hook dropped the object")
@@ -270,21 +273,21 @@ class Backup:
 
     async def _collection(
         self,
-        step: Mapping[str, Any],
+        step: CollectionStep,
         values: Mapping[str, Any],
         item: Any,
         key: str,
         place: str,
     ) -> ObjectInfo:
         names = {"settings": self.saas.settings, "ctx": values}
-        as_array = step.get("format", "jsonl") == "json"
+        as_array = step.format == "json"
         async with self.job.storage.writer(key, compress=COMPRESSION) as writer:
             if as_array:
                 await writer.write(b"[")
-            async for page in listing.pages(self.saas, step["list"], names, place=f"{place}/list"):
+            async for page in listing.pages(self.saas, step.list, names, place=f"{place}/list"):
                 records = page
-                if "each" in step:
-                    records = await self._each(step["each"], values, page, f"{place}/each")
+                if step.each is not None:
+                    records = await self._each(step.each, values, page, f"{place}/each")
                 records = await self._transformed(step, records, values)
                 await _write_records(writer, records, as_array=as_array)
             if as_array:
@@ -292,39 +295,39 @@ class Backup:
         return writer.info
 
     async def _each(
-        self, each: Mapping[str, Any], values: Mapping[str, Any], page: list[Any], place: str
+        self, each: Each, values: Mapping[str, Any], page: list[Any], place: str
     ) -> list[Any]:
         names = {"settings": self.saas.settings, "ctx": values, "options": self.options}
 
         async def one(item: Any) -> list[Any]:
             try:
                 answer = await self.saas.send(
-                    each["request"], names | {"item": item}, place=f"{place}/request"
+                    each.request, names | {"item": item}, place=f"{place}/request"
                 )
             except Ignored:  # a response rule (an item deleted meanwhile, say): leave it out
                 return []
-            return [await self._picked(each, answer, values)]
+            return [await self._picked(each.parse, each.select, answer, values)]
 
         found = await gather(one(item) for item in page)
         return [record for records in found for record in records]
 
     async def _picked(
-        self, spec: Mapping[str, Any], answer: Answer, values: Mapping[str, Any]
+        self, parse: str | None, selector: str, answer: Answer, values: Mapping[str, Any]
     ) -> Any:
-        """What a step keeps of an answer: its parse hook's value, or what select picks."""
-        if "parse" not in spec:
-            return answer.select(str(spec.get("select", "@")))
+        """What a step keeps of an answer: its parse hook's value, or what its selector picks."""
+        if parse is None:
+            return answer.select(selector)
         hooks = self.definition.hooks
-        return await hooks.call("parse", spec["parse"], answer, dict(values), resource=answer.label)
+        return await hooks.call("parse", parse, answer, dict(values), resource=answer.label)
 
     async def _transformed(
-        self, step: Mapping[str, Any], records: list[Any], values: Mapping[str, Any]
+        self, step: ObjectStep | CollectionStep, records: list[Any], values: Mapping[str, Any]
     ) -> list[Any]:
         """The records as the step's transform hook changes them (None drops one)."""
-        if "transform" not in step:
+        if step.transform is None:
             return records
-        hooks, name = self.definition.hooks, step["transform"]
-        label = f"{step['id']} of " + "/".join(str(value) for value in values.values())
+        hooks, name = self.definition.hooks, step.transform
+        label = f"{step.id} of " + "/".join(str(value) for value in values.values())
         changed = [
             await hooks.call("transform", name, record, dict(values), resource=label)
             for record in records
@@ -333,26 +336,26 @@ class Backup:
 
     async def _download(
         self,
-        step: Mapping[str, Any],
+        step: DownloadStep,
         values: Mapping[str, Any],
         item: Any,
         key: str,
         place: str,
     ) -> ObjectInfo:
         names = {"settings": self.saas.settings, "ctx": values, "options": self.options}
-        return await self._stream(step, names | {"item": item}, key, place)
+        return await self._stream(step.request, names | {"item": item}, key, place)
 
     async def _stream(
-        self, step: Mapping[str, Any], names: Mapping[str, Any], key: str, place: str
+        self, request: Request, names: Mapping[str, Any], key: str, place: str
     ) -> ObjectInfo:
         async with self.job.storage.writer(key, compress=COMPRESSION) as writer:
-            await self.saas.download(step["request"], names, writer.write, place=f"{place}/request")
+            await self.saas.download(request, names, writer.write, place=f"{place}/request")
             writer.records = 1
         return writer.info
 
 
 async def _listed_items(
-    saas: Saas, spec: Mapping[str, Any], names: Mapping[str, Any], place: str
+    saas: Saas, spec: Listing, names: Mapping[str, Any], place: str
 ) -> AsyncGenerator[Any, None]:
     """The items of a listing one by one, as its pages arrive."""
     async for page in listing.pages(saas, spec, names, place=place):
@@ -372,13 +375,12 @@ async def _write_records(writer: Writer, records: list[Any], *, as_array: bool) 
     writer.records += len(records)
 
 
-Fetcher = Callable[
-    [Backup, Mapping[str, Any], Mapping[str, Any], Any, str, str], Coroutine[Any, Any, ObjectInfo]
-]
-_FETCHERS: dict[str, Fetcher] = {
-    "object": Backup._object,
-    "collection": Backup._collection,
-    "download": Backup._download,
+Fetcher = Callable[[Backup, Any, Mapping[str, Any], Any, str, str], Coroutine[Any, Any, ObjectInfo]]
+# each backup step kind of the model and how it fetches its object
+_FETCHERS: dict[type[Any], Fetcher] = {
+    ObjectStep: Backup._object,
+    CollectionStep: Backup._collection,
+    DownloadStep: Backup._download,
 }
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from engine.clock import Clock, iso, parse_iso
 from engine.ctx import TASK_ROLES
 from engine.errors import EngineError, LeaseLost, RequestError, StorageError
+from engine.language.model import Identity
 from engine.redaction import scrub
 from engine.storage import ENGINE_DIR, Storage
 
@@ -50,7 +51,7 @@ def new_record(
     task_uuid: str,
     kind: str,
     *,
-    module: Mapping[str, Any],
+    module: Identity,
     request: Mapping[str, Any],
     owner: str,
     now: float,
@@ -61,7 +62,7 @@ def new_record(
         "format": FORMAT,
         "taskUuid": task_uuid,
         "kind": kind,
-        "module": {"id": module["id"], "version": module["version"]},
+        "module": {"id": module.id, "version": module.version},
         "request": dict(request),
         "status": "PENDING",
         "owner": owner,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,7 @@ from engine.errors import (
     entry_of,
 )
 from engine.language.definition import Definition
+from engine.language.model import HooksSection
 from engine.logs import current_task
 from engine.saas import access
 from engine.saas.client import Outbound, Saas
@@ -45,6 +46,12 @@ from engine.tasks.kinds import KINDS, AtOnce, Kind, Recorded
 from engine.tasks.requests import Requests
 
 log = logging.getLogger("engine.tasks.lifecycle")
+
+# the task hook points and where the definition names each one's function
+TASK_HOOKS: dict[str, Callable[[HooksSection], str | None]] = {
+    "beforeTask": lambda section: section.before_task,
+    "afterTask": lambda section: section.after_task,
+}
 
 
 @dataclass
@@ -266,7 +273,7 @@ class Tasks:
             record["request"],
             saas=saas,
             destination=fenced[1] if len(fenced) > 1 else None,
-            concurrency=int(self.definition.connection.get("concurrency", 8)),
+            concurrency=self.definition.connection.concurrency,
             engine_version=self.engine_version,
         )
         ctx = task_ctx(self.definition.id, role, task_uuid)
@@ -321,7 +328,7 @@ class Tasks:
         self, point: str, record: Mapping[str, Any], error: EngineError | None = None
     ) -> None:
         """The module's beforeTask or afterTask hook, given what the task is (no secrets)."""
-        name = self.definition.raw.get("hooks", {}).get(point)
+        name = TASK_HOOKS[point](self.definition.task_hooks)
         if name is None:
             return
         request = record["request"]

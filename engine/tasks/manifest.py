@@ -18,7 +18,8 @@ from engine.errors import (
     PathError,
     StorageError,
 )
-from engine.language.definition import Definition, ResourceType
+from engine.language.definition import Definition
+from engine.language.model import Identity, ResourceType
 from engine.language.schema import Issue, issues
 from engine.storage import CODECS, MANIFEST, ObjectInfo, Storage
 from engine.storage.locations import check_path
@@ -121,7 +122,7 @@ class Manifest:
 def build(
     *,
     task_uuid: str,
-    module: Mapping[str, Any],
+    module: Identity,
     engine_version: str,
     request: Mapping[str, Any],
     entries: Sequence[Entry],
@@ -133,7 +134,7 @@ def build(
     return {
         "format": FORMAT,
         "engineVersion": engine_version,
-        "module": {"id": module["id"], "version": module["version"]},
+        "module": {"id": module.id, "version": module.version},
         "taskUuid": task_uuid,
         "items": list(request.get("items", [])),
         "options": dict(request.get("options") or {}),

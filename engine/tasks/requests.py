@@ -11,7 +11,8 @@ from typing import Any
 
 from engine.errors import NotFoundError, RequestError
 from engine.language import forms
-from engine.language.definition import Definition, Scenario
+from engine.language.definition import Definition
+from engine.language.model import Form, Scenario
 from engine.language.schema import suggest
 from engine.tasks import restore
 
@@ -34,7 +35,7 @@ class Requests:
                 hint = suggest(str(name), self.definition.types)
                 raise RequestError(f"excludes names an unknown resource type '{name}'{hint}")
             excludes.append(name)
-        options = self._options(self.definition.backup_options, body.get("options"))
+        options = self._options(self.definition.backup.options, body.get("options"))
         return {"items": self._items(body, bulk), "options": options, "excludes": excludes}
 
     def restore(self, body: Mapping[str, Any], bulk: bool) -> dict[str, Any]:
@@ -44,9 +45,9 @@ class Requests:
         scenario = self._scenario(body.get("scenario"), items)
         own = scenario.options if scenario is not None else None
         options = self._options(
-            own if own is not None else self.definition.restore_options, body.get("options")
+            own if own is not None else self.definition.restore.options, body.get("options")
         )
-        restore.conflict_policy(self.definition.conflict, options)
+        restore.conflict_policy(self.definition.restore.conflict, options)
         target = None
         if body.get("target") is not None:
             kind, values = self.definition.resolve_ctx(body["target"], RESOURCE_ROLES)
@@ -85,7 +86,7 @@ class Requests:
         _no_repeats(items)
         return items
 
-    def _options(self, form: Mapping[str, Any] | None, given: Any) -> dict[str, Any]:
+    def _options(self, form: Form | None, given: Any) -> dict[str, Any]:
         values = (forms.defaults(form) if form else {}) | dict(given or {})
         problems = forms.validate_values(form, values) if form else []
         if problems:

@@ -9,7 +9,7 @@ import asyncio
 import json
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
@@ -24,7 +24,7 @@ from engine.errors import (
     StorageError,
     entry_of,
 )
-from engine.language.definition import ResourceType, Scenario
+from engine.language.model import Request, ResourceType, RestoreStep, Scenario
 from engine.language.templating import render, render_tree
 from engine.storage import Storage
 from engine.tasks import manifest
@@ -109,7 +109,7 @@ class _Unit:
 
     kind: ResourceType
     entry: Entry
-    steps: list[tuple[int, Mapping[str, Any]]]
+    steps: list[tuple[int, RestoreStep]]
     target: Mapping[str, Any]
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_OUTCOMES, 0))
     remembered: dict[str, Any] = field(default_factory=dict)
@@ -128,7 +128,7 @@ class Restore:
         self.scenario = scenario
         self.target: Mapping[str, Any] = (request.get("target") or {}).get("values", {})
         self.dry_run = bool(request.get("dryRun"))
-        self.policy = conflict_policy(self.definition.conflict, self.options)
+        self.policy = conflict_policy(self.definition.restore.conflict, self.options)
         self.units = asyncio.Semaphore(job.concurrency)
         self.remembered: dict[tuple[str, str], dict[str, Any]] = {}
         self.plan: dict[str, Any] = {"writes": 0, "requests": []}
@@ -154,7 +154,7 @@ class Restore:
         levels: dict[int, list[list[Entry]]] = {}
         for objects in by_resource(self.definition, entries).values():
             kind = self.definition.types[objects[0].type]
-            steps = [step["id"] for step in kind.backup]
+            steps = [step.id for step in kind.backup]
             objects.sort(key=lambda entry: steps.index(entry.step) if entry.step in steps else 0)
             levels.setdefault(kind.depth, []).append(objects)
         return [levels[depth] for depth in sorted(levels)]
@@ -168,7 +168,7 @@ class Restore:
         if entry.path in self.journal.units and not self.dry_run:
             return
         kind = self.definition.types[entry.type]
-        steps = [(i, step) for i, step in enumerate(kind.restore) if entry.step in _sources(step)]
+        steps = [(i, step) for i, step in enumerate(kind.restore) if entry.step in step.from_]
         async with self.units:
             unit = _Unit(kind, entry, steps, self._target(kind, entry))
             async with aclosing(records_of(self.job.storage, entry)) as records:
@@ -207,13 +207,13 @@ class Restore:
                 outcome = "failed"
             unit.counts[outcome] += 1
 
-    async def _transformed(self, step: Mapping[str, Any], record: Any, unit: _Unit) -> Any:
+    async def _transformed(self, step: RestoreStep, record: Any, unit: _Unit) -> Any:
         """The record as the step's transform hook changes it (None: not written)."""
-        if "transform" not in step:
+        if step.transform is None:
             return record
         return await self.definition.hooks.call(
             "transform",
-            step["transform"],
+            step.transform,
             record,
             dict(unit.entry.values),
             resource=unit.entry.path,
@@ -221,23 +221,21 @@ class Restore:
 
     async def _write(
         self,
-        step: Mapping[str, Any],
+        step: RestoreStep,
         names: Mapping[str, Any],
         place: str,
         remembered: dict[str, Any],
     ) -> str:
-        if "when" in step and not render(step["when"], names, place=f"{place}/when"):
+        if step.when is not None and not render(step.when, names, place=f"{place}/when"):
             return "skipped"
-        request = dict(step["request"])
-        conflict: Mapping[str, Any] = step.get("conflict", {})
-        if conflict and self.policy != "overwrite":
-            request["headers"] = dict(request.get("headers", {})) | dict(
-                conflict.get("headers", {})
-            )
+        request = step.request
+        conflict = step.conflict
+        if conflict is not None and self.policy != "overwrite":
+            request = replace(request, headers=dict(request.headers) | dict(conflict.headers))
         if self.dry_run:
             self._planned(request, names, place)
             return "written"
-        statuses = conflict.get("status", ())
+        statuses = conflict.status if conflict is not None else ()
         try:
             answer = await self.saas.send(request, names, place=f"{place}/request", accept=statuses)
         except Ignored:  # a response rule: the write is not needed
@@ -246,19 +244,19 @@ class Restore:
             if self.policy == "fail":
                 raise SaasError(f"{answer.label}: the object exists (conflict policy: fail)")
             return "skipped"
-        if "remember" in step:
+        if step.remember:
             found = {"answer": answer.json(), "record": names["record"]} | {
                 "ctx": names["ctx"],
                 "target": names["target"],
             }
-            remembered |= render_tree(dict(step["remember"]), found, place=f"{place}/remember")
+            remembered |= render_tree(dict(step.remember), found, place=f"{place}/remember")
         return "written"
 
-    def _planned(self, request: Mapping[str, Any], names: Mapping[str, Any], place: str) -> None:
+    def _planned(self, request: Request, names: Mapping[str, Any], place: str) -> None:
         self.plan["writes"] += 1
         if len(self.plan["requests"]) < PLAN_LIMIT:
-            path = render(request["path"], names, place=f"{place}/request/path")
-            method = str(request.get("method", "GET"))
+            path = render(request.path, names, place=f"{place}/request/path")
+            method = request.method
             ctx = names["ctx"]
             resource = "/".join(str(value) for value in ctx.values())
             self.plan["requests"].append({"method": method, "path": path, "resource": resource})
@@ -284,11 +282,6 @@ class Restore:
         kind = self.definition.types.get(type_name)
         if kind is not None and found:
             self.remembered.setdefault(resource_key(kind, values), {}).update(found)
-
-
-def _sources(step: Mapping[str, Any]) -> list[str]:
-    source = step["from"]
-    return list(source) if isinstance(source, list) else [source]
 
 
 def _lineage(types: Mapping[str, ResourceType], kind: ResourceType) -> list[str]:
