@@ -35,6 +35,17 @@ def serve(module: Path | None, *, host: str | None = None, port: int | None = No
         port=port if port is not None else settings.port,
         log_config=None,
         access_log=False,
-        # open requests get half the grace; the lifespan's task shutdown the other half
-        timeout_graceful_shutdown=max(1, round(settings.shutdown_grace / 2)),
+        timeout_graceful_shutdown=request_grace(settings),
     )
+
+
+def request_grace(settings: Settings) -> int:
+    """Seconds open requests get after SIGTERM: half of ENGINE_SHUTDOWN_GRACE, in the whole
+    seconds uvicorn takes; the lifespan's task shutdown then takes the other half."""
+    return max(1, round(settings.shutdown_grace / 2))
+
+
+def longest_stop(settings: Settings) -> float:
+    """The most seconds a process takes from SIGTERM to its exit: open requests finish, then
+    its tasks save their records and release their leases (engine/tasks/lifecycle.py)."""
+    return request_grace(settings) + settings.shutdown_grace / 2
