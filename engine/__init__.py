@@ -3,7 +3,8 @@
 Packages by layer, each importing only from the layers below it (tests/test_layers.py checks):
 
     cli, serving, __main__   entry points: may import anything
-    api/                     the HTTP API: app, routes, wire shapes, discovery
+    api/     backups/        the HTTP API: app, routes, wire shapes, discovery / `engine
+                             backups`: stored backups listed, shown, verified, read out
     tasks/                   backup, restore, export, cleanup: lifecycle, journal, manifest
     saas/    storage/        the outbound SaaS client / backup storage on fsspec (side by side:
                              neither imports the other)

@@ -39,7 +39,9 @@ fsspec and the backends in engine.storage.objects, jinja2 in engine.language.tem
     +-- Unavailable             the process is shutting down (503 UNAVAILABLE)
     +-- ConfigError             a bad ENGINE_* setting (CLI exit 2)
 
-Each class knows its wire ``code`` and HTTP ``status``; messages never hold secrets.
+Each class knows its wire ``code``, HTTP ``status`` and CLI ``exit_code`` (1 by default; 2 bad
+input, 3 an incomplete backup, 4 storage failing or refused; a damaged backup 1 again); messages
+never hold secrets.
 """
 
 from __future__ import annotations
@@ -106,6 +108,7 @@ class RequestError(EngineError):
 
     code = Code.BAD_REQUEST
     status = 400
+    exit_code = 2  # bad input: a usage error
 
 
 class CtxError(RequestError):
@@ -231,6 +234,7 @@ class StorageNotAllowed(EngineError):
 
     code = Code.STORAGE_NOT_ALLOWED
     status = 403
+    exit_code = 4
 
 
 class LinkEscape(StorageNotAllowed):
@@ -247,6 +251,7 @@ class StorageError(EngineError):
 
     code = Code.STORAGE_ERROR
     status = 503
+    exit_code = 4
 
     def __init__(self, message: str, *, url: str, path: str | None = None) -> None:
         super().__init__(message)
@@ -272,6 +277,7 @@ class BackupDamaged(StorageError):
 
     code = Code.BACKUP_DAMAGED
     status = 400
+    exit_code = 1
 
 
 class ChecksumMismatch(BackupDamaged):
@@ -285,6 +291,7 @@ class IncompleteBackup(EngineError):
 
     code = Code.INCOMPLETE_BACKUP
     status = 400
+    exit_code = 3
 
 
 class BackupExists(EngineError):

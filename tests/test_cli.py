@@ -75,7 +75,7 @@ def test_help_lists_the_commands():
     for flag in ("--help", "-h"):
         result = CliRunner().invoke(main, [flag])
         assert result.exit_code == 0
-        for command in ("validate", "schema", "serve"):
+        for command in ("validate", "schema", "serve", "backups"):
             assert command in result.stdout
 
 

@@ -21,6 +21,7 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "saas": frozenset({"base", "language", "saas"}),
     "tasks": frozenset({"base", "language", "storage", "saas", "tasks"}),
     "api": frozenset({"base", "language", "storage", "saas", "tasks", "api"}),
+    "backups": frozenset({"base", "language", "storage", "tasks", "backups"}),
 }
 PACKAGES = frozenset(MAY_IMPORT) - {"base"}
 

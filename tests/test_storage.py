@@ -25,6 +25,7 @@ from fsspec.implementations.memory import MemoryFileSystem
 from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
 
 from engine.errors import (
+    BackupDamaged,
     ChecksumMismatch,
     ConfigError,
     ObjectNotFound,
@@ -331,6 +332,45 @@ async def test_a_corrupt_compressed_object_fails_to_read_with_a_storage_error(
             await _read(storage, "objects/bad.zst", "zstd")
 
 
+async def test_bytes_that_do_not_decompress_are_a_damaged_object_named_by_its_path(
+    memory: Backend,
+):
+    async with memory.open() as storage:
+        memory.put("objects/bad.zst", b"this is no zstd frame")
+        with pytest.raises(BackupDamaged, match=r"bad\.zst under .*: its bytes do not decompress"):
+            await _read(storage, "objects/bad.zst", "zstd")
+
+
+async def test_a_reader_given_the_object_s_record_checks_its_stored_bytes_on_the_way(
+    backend: Backend,
+):
+    async with backend.open() as storage:
+        data = _payload(2 * MIB)
+        info = await _write(storage, "objects/x.jsonl.zst", data)
+        async with storage.reader(info.path, compression="zstd", expect=info) as reader:
+            assert b"".join([chunk async for chunk in reader]) == data
+        assert reader.stored == info.size
+        stored = bytearray(backend.stored(info.path))
+        stored[len(stored) // 2] ^= 0x01
+        backend.put(info.path, bytes(stored))
+        # the flip is in random bytes zstd stored raw: only the checksum can tell
+        with pytest.raises(ChecksumMismatch, match=r"verify objects/x\.jsonl\.zst under"):
+            async with storage.reader(info.path, compression="zstd", expect=info) as reader:
+                async for _ in reader:
+                    pass
+        async with storage.reader(info.path, compression="zstd") as reader:  # no record: no check
+            assert len(b"".join([chunk async for chunk in reader])) == info.raw_size
+
+
+async def test_a_damaged_frame_read_with_its_record_is_a_checksum_mismatch(memory: Backend):
+    async with memory.open() as storage:
+        info = await _write(storage, "objects/x.json.zst", b'{"a": 1}' * 1000)
+        memory.put(info.path, memory.stored(info.path)[:-9] + b"garbage!!")
+        with pytest.raises(ChecksumMismatch):
+            async with storage.reader(info.path, compression="zstd", expect=info) as reader:
+                await reader.read()
+
+
 async def test_an_unknown_compression_is_a_storage_error(memory: Backend):
     async with memory.open() as storage:
         with pytest.raises(StorageError, match=r"unknown compression \(known: zstd, gzip, None"):
@@ -384,6 +424,10 @@ async def test_list_and_remove_tree_touch_everything_under_the_root_and_nothing_
             "b/y.bin",
         ]
         assert await storage.list("b") == ["b/deep/er/x.bin", "b/y.bin"]
+        assert await storage.sizes("b") == {"b/deep/er/x.bin": 4, "b/y.bin": 4}
+        below = storage.below("b")
+        assert below.url == f"{backend.url}/b"
+        assert await below.list() == ["deep/er/x.bin", "y.bin"]
         assert await storage.list("nothing-here") == []
         assert await storage.exists("b")
 
@@ -507,6 +551,13 @@ def test_a_url_outside_the_allowed_prefixes_is_refused_with_403(url: str):
     with pytest.raises(StorageNotAllowed) as err:
         open_storage(url, None, allow=["memory://backups"])
     assert (err.value.status, err.value.code) == (403, "STORAGE_NOT_ALLOWED")
+
+
+def test_the_allowed_area_itself_opens_only_when_asked_for_to_look_at_it_whole():
+    storage = open_storage("memory://backups", None, allow=["memory://backups"], area_root=True)
+    assert storage.root == "/backups"
+    with pytest.raises(StorageNotAllowed):
+        open_storage("memory://elsewhere", None, allow=["memory://backups"], area_root=True)
 
 
 @pytest.mark.parametrize(

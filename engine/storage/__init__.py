@@ -14,13 +14,12 @@ May import: the shared base and engine.language (never engine.saas: the two sit 
 from __future__ import annotations
 
 import builtins
-import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from engine.errors import ChecksumMismatch, LeaseLost
+from engine.errors import LeaseLost
 from engine.storage import filesystems
 from engine.storage.filesystems import Area, FileSystem, area_of, register_classes
 from engine.storage.locations import (
@@ -85,6 +84,13 @@ class Storage(Closable["Storage"]):
         fenced._fence = fence
         return fenced
 
+    def below(self, relative: str) -> Storage:
+        """The storage whose root is the folder relative below this root (one backup under a
+        prefix, say). It shares this storage's sessions: close this one."""
+        root = self.resolve(relative, engine=True)
+        boundary = Boundary(f"{self.url}/{relative}", self._boundary.secrets)
+        return Storage(self._fs, root, boundary, self._area, self._endpoint)
+
     @property
     def url(self) -> str:
         """The root's URL (it never carries credentials: open_storage refuses those)."""
@@ -107,20 +113,18 @@ class Storage(Closable["Storage"]):
         place = self._place(relative, engine=engine)
         return Writer(place, compress, self._codec(compress, relative), level, self._fence)
 
-    def reader(self, relative: str, *, compression: str | None) -> Reader:
-        """A reader of one object's decompressed bytes: ``async with ... as r: async for``."""
-        return Reader(self._place(relative), self._codec(compression, relative))
+    def reader(
+        self, relative: str, *, compression: str | None, expect: ObjectInfo | None = None
+    ) -> Reader:
+        """A reader of one object's decompressed bytes: ``async with ... as r: async for``;
+        with expect (its record), its stored bytes are checked against it on the way."""
+        return Reader(self._place(relative), self._codec(compression, relative), expect)
 
     async def verify(self, info: ObjectInfo) -> None:
         """Stream the stored object; ChecksumMismatch unless its size and SHA-256 match info."""
-        sha256, size = hashlib.sha256(), 0
-        async with self.reader(info.path, compression=None) as reader:
-            while count := await reader.digest(sha256):
-                size += count
-        if (size, sha256.hexdigest()) != (info.size, info.sha256):
-            found = f"{size} bytes, SHA-256 {sha256.hexdigest()}"
-            reason = f"{found}, where its record says {info.size} bytes, SHA-256 {info.sha256}"
-            raise self._boundary.error("verify", info.path, reason, ChecksumMismatch)
+        async with self.reader(info.path, compression=None, expect=info) as reader:
+            async for _ in reader:
+                pass
 
     async def read_json(self, relative: str) -> Any:
         """A small JSON document (manifest, task record), read whole."""
@@ -155,9 +159,14 @@ class Storage(Closable["Storage"]):
 
     async def list(self, prefix: str = "") -> builtins.list[str]:
         """The relative paths of every object below the root (or below its folder prefix)."""
+        return sorted(await self.sizes(prefix))
+
+    async def sizes(self, prefix: str = "") -> dict[str, int]:
+        """Every object below the root (or below its folder prefix): its relative path and
+        stored size, from one listing."""
         base = self.resolve(prefix, engine=True) if prefix else self.root
         found = await self._run("list", prefix or None, filesystems.find, base)
-        return sorted(path.removeprefix(f"{self.root}/") for path in found)
+        return {path.removeprefix(f"{self.root}/"): size for path, size in found.items()}
 
     async def remove(self, relative: str) -> None:
         """Remove the object at relative (engine paths too); nothing happens when it is absent."""
@@ -243,14 +252,17 @@ def open_storage(
     aws: Mapping[str, Any] | None = None,
     gc: Mapping[str, Any] | None = None,
     workers: Workers | None = None,
+    area_root: bool = False,
 ) -> Storage:
     """The storage whose root is url, if allowed, with its options merged (see merge_options)
-    and its calls run by workers (the process's by default, engine.workers.shared).
+    and its calls run by workers (the process's by default, engine.workers.shared). With
+    area_root, url may also be an allowed prefix itself (to look at the whole area, never as
+    a task's root: cleanup would remove it all).
 
     s3fs connects on first use, but gcsfs without a token looks for the machine's default
     credentials at once: call it in a worker thread from async code.
     """
-    protocol, base = allowed_area(url, allow)
+    protocol, base = allowed_area(url, allow, itself=area_root)
     workers = workers or shared()
     timeout = workers.limits.timeout
     merged = merge_options(protocol, options, defaults=defaults, aws=aws, gc=gc, timeout=timeout)

@@ -251,13 +251,14 @@ def size(fs: FileSystem, path: str, area: Area) -> int | None:
     return int(details["size"]) if details.get("type") == "file" else None
 
 
-def find(fs: FileSystem, path: str, area: Area) -> list[str]:
-    """The path of every file below path (none when it is missing)."""
+def find(fs: FileSystem, path: str, area: Area) -> dict[str, int]:
+    """The path and size of every file below path (none when it is missing)."""
     area.reach(path)
     try:
-        return cast(list[str], fs.find(path, withdirs=False))
+        found = fs.find(path, withdirs=False, detail=True)
     except FileNotFoundError:
-        return []
+        return {}
+    return {str(name): int(info.get("size") or 0) for name, info in found.items()}
 
 
 def remove_file(fs: FileSystem, path: str, area: Area) -> None:

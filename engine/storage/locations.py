@@ -57,14 +57,15 @@ def check_allowed(url: str, allow: Sequence[str]) -> str:
     return allowed_area(url, allow)[0]
 
 
-def allowed_area(url: str, allow: Sequence[str]) -> tuple[str, str]:
-    """(protocol, path of the allowed prefix) for a url strictly below one of the prefixes."""
+def allowed_area(url: str, allow: Sequence[str], *, itself: bool = False) -> tuple[str, str]:
+    """(protocol, path of the allowed prefix) for a url strictly below one of the prefixes (or,
+    with itself, one of the prefixes itself)."""
     protocol, path = _location(url)
     for prefix in allow:
         if canonical_protocol(prefix) != protocol:
             continue
         base = _prefix_path(prefix)
-        if (not base and path) or path.startswith(f"{base}/"):
+        if (not base and path) or path.startswith(f"{base}/") or (itself and path == base):
             return protocol, base
     raise StorageNotAllowed(
         f"storage url {url} is not inside an allowed storage area (ENGINE_STORAGE_ALLOW)"

@@ -8,7 +8,6 @@ at a time, each within the deadline: a stream has a deadline per chunk, not per 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from abc import abstractmethod
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, AbstractContextManager, contextmanager, suppress
@@ -17,6 +16,8 @@ from types import TracebackType
 from typing import Any, ParamSpec, Self, TypeVar
 
 from engine.errors import (
+    BackupDamaged,
+    ChecksumMismatch,
     Deadline,
     EngineError,
     LinkEscape,
@@ -299,14 +300,26 @@ class Writer:
 class Reader(Closable["Reader"]):
     """An object's bytes streamed out of storage and decompressed, CHUNK_SIZE at most per read:
     ``async for`` closes it at the end, ``async with`` (or aclose()) on any way out. A closed
-    reader stays closed: it never starts the object over."""
+    reader stays closed: it never starts the object over.
 
-    def __init__(self, place: Place, codec: Codec) -> None:
+    With ``expect`` (the object's record), its stored bytes are checked on the way: the read
+    that reaches the end raises ChecksumMismatch unless their size and SHA-256 match, and so
+    does a read whose bytes do not decompress when they differ (else BackupDamaged)."""
+
+    def __init__(self, place: Place, codec: Codec, expect: ObjectInfo | None = None) -> None:
         self._place = place
         self._codec = codec
+        self._expect = expect
         self._download: Download | None = None
         self._closed = False
+        self._checked = False
+        self._stored = 0
         self._lane = _Lane(place.endpoint)
+
+    @property
+    def stored(self) -> int:
+        """How many of the object's stored bytes were read so far (for progress)."""
+        return self._download.stored.size if self._download is not None else self._stored
 
     async def __aenter__(self) -> Self:
         await self._open()
@@ -316,7 +329,11 @@ class Reader(Closable["Reader"]):
         return self
 
     async def __anext__(self) -> bytes:
-        chunk = b"" if self._closed else await self.read()
+        try:
+            chunk = b"" if self._closed else await self.read()
+        except BaseException:
+            await self.aclose()
+            raise
         if not chunk:
             await self.aclose()
             raise StopAsyncIteration
@@ -325,33 +342,53 @@ class Reader(Closable["Reader"]):
     async def read(self, size: int = CHUNK_SIZE) -> bytes:
         """Up to size decompressed bytes; b"" at the end."""
         download = await self._open()
-        with self._place.guard("read"):
-            return await self._lane.run(download.read, size)
-
-    async def digest(self, sha256: hashlib._Hash) -> int:
-        """Hash the next chunk in the worker thread; its length (0 at the end)."""
-        download = await self._open()
-        with self._place.guard("read"):
-            return await self._lane.run(download.digest, sha256)
+        place = self._place
+        try:
+            with place.guard("read"):
+                chunk = await self._lane.run(download.read, size)
+        except BackupDamaged as exc:  # raised in the worker, which knows no place
+            await self.check()  # damaged stored bytes say more than the codec's complaint
+            raise place.boundary.error("read", place.relative, exc.message, BackupDamaged) from exc
+        if not chunk:
+            await self.check()
+        return chunk
 
     async def aclose(self) -> None:
         """Close the object (safe to call twice)."""
         closed, self._closed = self._closed, True
         download, self._download = self._download, None
+        if download is not None:
+            self._stored = download.stored.size
         if closed and download is None:
             return
         close = _close if download is None else lambda opened: download.close()
         with self._place.guard("read"):
             await asyncio.shield(self._lane.last(close))
 
+    async def check(self) -> None:
+        """With expect: reads what is left of the stored bytes (not decompressed) and raises
+        ChecksumMismatch unless they match it, once (the end of the stream does it too)."""
+        expect = self._expect
+        if expect is None or self._checked:
+            return
+        self._checked = True
+        download = await self._open()
+        with self._place.guard("verify"):
+            size, sha256 = await self._lane.run(download.finish)
+        if (size, sha256) != (expect.size, expect.sha256):
+            found = f"{size} bytes, SHA-256 {sha256}"
+            reason = f"{found}, where its record says {expect.size} bytes, SHA-256 {expect.sha256}"
+            place = self._place
+            raise place.boundary.error("verify", place.relative, reason, ChecksumMismatch)
+
     async def _open(self) -> Download:
         if self._closed:
             raise RuntimeError(f"{self._place.relative} was read to its end or closed")
         if self._download is None:
-            place, codec = self._place, self._codec
+            place, codec, hashed = self._place, self._codec, self._expect is not None
             try:
                 with place.guard("read"):
-                    self._download = await self._lane.run(_download, place, codec)
+                    self._download = await self._lane.run(_download, place, codec, hashed)
             except asyncio.CancelledError:
                 await self.aclose()  # closes what the open goes on to open, once it has
                 raise
@@ -364,10 +401,10 @@ def _upload(place: Place, codec: Codec, level: int | None, first: Data, *, whole
     return Upload.begin(place.fs, place.path, codec, level, first, whole=whole)
 
 
-def _download(place: Place, codec: Codec) -> Download:
+def _download(place: Place, codec: Codec, hashed: bool) -> Download:
     """A Download of place, once its links are known to stay inside the area."""
     place.area.reach(place.path)
-    return Download(place.fs, place.path, codec)
+    return Download(place.fs, place.path, codec, hashed=hashed)
 
 
 def _discard(opened: Any) -> None:

@@ -16,6 +16,7 @@ from typing import IO, Protocol, cast
 
 import zstandard
 
+from engine.errors import BackupDamaged
 from engine.storage.filesystems import DeferredFile, FileSystem, defers, open_deferred, part_size
 
 CHUNK_SIZE = 1 << 20  # bytes per worker-thread call, read or write: bounds memory per object
@@ -186,21 +187,58 @@ class Upload:
                 step()
 
 
-class Download:
-    """One object on its way out of storage, decompressed in bounded pieces."""
+class _Stored:
+    """An object's stored bytes as a Download reads them: counted, and hashed when they are to
+    be checked against their record."""
 
-    def __init__(self, fs: FileSystem, path: str, codec: Codec) -> None:
+    def __init__(self, file: IO[bytes], *, hashed: bool) -> None:
+        self.file = file
+        self.size = 0
+        self.sha256 = hashlib.sha256() if hashed else None
+        self.failed = False  # the file itself raised: storage failed, not the codec
+
+    def read(self, size: int = -1, /) -> bytes:
+        try:
+            data = self.file.read(size)
+        except BaseException:
+            self.failed = True
+            raise
+        self.size += len(data)
+        if self.sha256 is not None:
+            self.sha256.update(data)
+        return data
+
+    def close(self) -> None:
+        self.file.close()
+
+
+class Download:
+    """One object on its way out of storage, decompressed in bounded pieces; with ``hashed``,
+    its stored bytes are hashed on the way (see finish)."""
+
+    def __init__(self, fs: FileSystem, path: str, codec: Codec, *, hashed: bool = False) -> None:
         self._file = fs.open(path, "rb")
-        self._stream = codec.reader(self._file)
+        self.stored = _Stored(self._file, hashed=hashed)
+        self._decoded = codec is not CODECS[None]
+        self._stream = codec.reader(cast(IO[bytes], self.stored))
 
     def read(self, size: int) -> bytes:
-        return self._stream.read(size)
+        """Up to size decompressed bytes; BackupDamaged when the stored bytes do not decompress."""
+        try:
+            return self._stream.read(size)
+        # the codec's boundary: zstandard and gzip raise their own errors on damaged bytes
+        except Exception as exc:
+            if self.stored.failed or not self._decoded:
+                raise
+            reason = f"its bytes do not decompress: {exc}"
+            raise BackupDamaged(reason, url="", path=None) from exc
 
-    def digest(self, sha256: hashlib._Hash) -> int:
-        """Hash the next chunk; its length (0 at the end)."""
-        chunk = self._stream.read(CHUNK_SIZE)
-        sha256.update(chunk)
-        return len(chunk)
+    def finish(self) -> tuple[int, str]:
+        """Read what is left of the stored bytes; their size and SHA-256 in all (hashed only)."""
+        while self.stored.read(CHUNK_SIZE):
+            pass
+        assert self.stored.sha256 is not None, "finish() needs a hashed download"
+        return self.stored.size, self.stored.sha256.hexdigest()
 
     def close(self) -> None:
         self._stream.close()

@@ -4,25 +4,39 @@ a manifest describing the copies. The engine's own ``.engine/`` is not copied.""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 from engine.concurrently import for_each
 from engine.storage import MANIFEST, Storage
 from engine.tasks import manifest
 from engine.tasks.job import Job
-from engine.tasks.manifest import Entry, by_resource
+from engine.tasks.manifest import Entry, Manifest, by_resource
 
 SUFFIX = ".zst"
 
 
-async def _copy(source: Storage, destination: Storage, entry: Entry) -> Entry:
+async def copy_object(source: Storage, destination: Storage, entry: Entry) -> Entry:
+    """entry's object copied to destination decompressed (``.zst`` dropped from its path), its
+    stored bytes checked against the entry on the way (a damaged one leaves no copy); the
+    copy's entry."""
     path = entry.path.removesuffix(SUFFIX) if entry.info.compression else entry.path
-    async with (
-        source.reader(entry.path, compression=entry.info.compression) as reader,
-        destination.writer(path, compress=None) as writer,
-    ):
-        async for chunk in reader:
-            await writer.write(chunk)
-        writer.records = entry.info.records
+    compression = entry.info.compression
+    with manifest.listed(source, entry.path):
+        async with (
+            source.reader(entry.path, compression=compression, expect=entry.info) as reader,
+            destination.writer(path, compress=None) as writer,
+        ):
+            async for chunk in reader:
+                await writer.write(chunk)
+            writer.records = entry.info.records
     return Entry(writer.info, entry.type, entry.step, entry.values, entry.format, entry.meta)
+
+
+def copy_manifest(found: Manifest, copies: Sequence[Mapping[str, Any]], url: str) -> dict[str, Any]:
+    """The manifest of a backup's copy: the backup's own, listing the copies (url: the
+    backup's, as ``exportOf``)."""
+    return dict(found.raw) | {"objects": list(copies), "exportOf": url}
 
 
 async def run(job: Job) -> None:
@@ -40,13 +54,13 @@ async def run(job: Job) -> None:
     async def one(objects: list[Entry]) -> None:
         for entry in objects:
             if entry.path not in journal.units:
-                copy = await _copy(job.storage, destination, entry)
-                journal.progress["bytes"] += copy.info.size
-                await journal.unit(entry.path, copy.to_json())
+                made = await copy_object(job.storage, destination, entry)
+                journal.progress["bytes"] += made.info.size
+                await journal.unit(entry.path, made.to_json())
         journal.progress["done"] += 1
 
     await for_each(one, resources.values(), limit=job.concurrency)
     copies = [journal.units[entry.path] for entry in entries]
-    document = dict(found.raw) | {"objects": copies, "exportOf": job.storage.url}
+    document = copy_manifest(found, copies, job.storage.url)
     await journal.save()  # the lease still holds: a runner taken over stops here
     await destination.write_json(MANIFEST, document, engine=True, indent=2)

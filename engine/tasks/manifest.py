@@ -172,9 +172,10 @@ def _check_entry(index: int, data: Mapping[str, Any], types: Collection[str] | N
         raise BackupDamaged(message, url="", path=None) from exc
 
 
-def parse(data: Any, module_id: str, types: Collection[str] | None = None) -> Manifest:
-    """A manifest read from storage: IncompleteBackup naming what is wrong with it as a whole,
-    BackupDamaged naming a malformed object entry (or one of a type not in ``types``)."""
+def parse(data: Any, module_id: str | None, types: Collection[str] | None = None) -> Manifest:
+    """A manifest read from storage: IncompleteBackup naming what is wrong with it as a whole
+    (or that it is another module's than module_id, when given), BackupDamaged naming a
+    malformed object entry (or one of a type not in ``types``)."""
     # problems of the whole manifest first: they make the backup incomplete, not damaged
     found = sorted(
         issues(SHAPE, data),
@@ -186,7 +187,7 @@ def parse(data: Any, module_id: str, types: Collection[str] | None = None) -> Ma
         raise IncompleteBackup(
             f"{MANIFEST} has format {data['format']}, newer than this engine reads ({FORMAT})"
         )
-    if data["module"]["id"] != module_id:
+    if module_id is not None and data["module"]["id"] != module_id:
         raise IncompleteBackup(
             f"{MANIFEST} belongs to module '{data['module']['id']}', not '{module_id}'"
         )
@@ -196,9 +197,12 @@ def parse(data: Any, module_id: str, types: Collection[str] | None = None) -> Ma
     return Manifest(data["taskUuid"], data["module"], data.get("items", []), entries, data)
 
 
-async def read(storage: Storage, module_id: str, types: Collection[str] | None = None) -> Manifest:
-    """The manifest of the backup at ``storage``; IncompleteBackup when there is none or it
-    cannot be read as one, BackupDamaged for a bad entry, StorageError when storage fails."""
+async def read(
+    storage: Storage, module_id: str | None, types: Collection[str] | None = None
+) -> Manifest:
+    """The manifest of the backup at ``storage`` (of module_id's, or of any module with None);
+    IncompleteBackup when there is none or it cannot be read as one, BackupDamaged for a bad
+    entry, StorageError when storage fails."""
     try:
         data = await storage.read_json(MANIFEST)
     except ObjectNotFound as exc:

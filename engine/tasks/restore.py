@@ -6,8 +6,7 @@ writes it would make."""
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -15,7 +14,6 @@ from typing import Any
 
 from engine.concurrently import for_each, for_each_arriving
 from engine.errors import (
-    BackupDamaged,
     EngineError,
     Ignored,
     RequestError,
@@ -26,8 +24,8 @@ from engine.errors import (
 )
 from engine.language.model import Request, ResourceType, RestoreStep, Scenario
 from engine.language.templating import render, render_tree
-from engine.storage import Storage
 from engine.tasks import manifest
+from engine.tasks.contents import records_of
 from engine.tasks.job import Job
 from engine.tasks.manifest import Entry, by_resource, resource_key
 
@@ -57,50 +55,6 @@ def selected(entries: Sequence[Entry], items: Sequence[Mapping[str, Any]]) -> li
             for item in items
         )
     ]
-
-
-async def records_of(storage: Storage, entry: Entry) -> AsyncGenerator[Any, None]:
-    """The records a stored object holds: JSON Lines one by one, a JSON array item by item, any
-    other JSON value or a raw (text) object as one record."""
-    with manifest.listed(storage, entry.path):
-        async for record in _records(storage, entry):
-            yield record
-
-
-async def _records(storage: Storage, entry: Entry) -> AsyncGenerator[Any, None]:
-    async with storage.reader(entry.path, compression=entry.info.compression) as reader:
-        if entry.format == "jsonl":
-            rest = b""
-            async for chunk in reader:
-                lines = (rest + chunk).split(b"\n")
-                rest = lines.pop()
-                for line in lines:
-                    if line.strip():
-                        yield _parsed(line, entry, storage.url)
-            if rest.strip():
-                yield _parsed(rest, entry, storage.url)
-            return
-        whole = b"".join([chunk async for chunk in reader])
-    if entry.format == "raw":
-        try:
-            yield whole.decode()
-        except UnicodeDecodeError as exc:
-            raise _damaged(entry, storage.url, "is not UTF-8 text") from exc
-        return
-    data = _parsed(whole, entry, storage.url)
-    for record in data if isinstance(data, list) else [data]:
-        yield record
-
-
-def _parsed(line: bytes, entry: Entry, url: str) -> Any:
-    try:
-        return json.loads(line)
-    except ValueError as exc:
-        raise _damaged(entry, url, "holds a record that is not JSON") from exc
-
-
-def _damaged(entry: Entry, url: str, why: str) -> BackupDamaged:
-    return BackupDamaged(f"the backup is damaged: {entry.path} {why}", url=url, path=entry.path)
 
 
 @dataclass
