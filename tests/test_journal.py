@@ -16,6 +16,7 @@ import pytest
 
 from engine.clock import iso
 from engine.errors import LeaseLost, RequestError, SaasAuthError, StorageError
+from engine.language import model
 from engine.redaction import MASK, guarding
 from engine.storage import Storage
 from engine.tasks.journal import (
@@ -35,7 +36,7 @@ pytestmark = pytest.mark.anyio
 
 UUID = "0b6c1f2e-9d1a-4c55-b2a1-3f4e5d6c7b8a"
 START = CLOCK_START
-MODULE = {"id": "shelf", "name": "Shelf", "version": "1.2.3"}
+MODULE = model.build(model.Identity, {"id": "shelf", "name": "Shelf", "version": "1.2.3"})
 STALE_SECONDS = 30.0
 
 

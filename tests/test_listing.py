@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from engine.errors import PaginationStopped, SaasError
+from engine.language.model import Listing, build
 from engine.saas.client import Answer, Outbound, Saas, new_pool
 from engine.saas.gate import Gate
 from engine.saas.listing import pages, records_of
@@ -53,7 +54,7 @@ async def read(
     async with new_pool() as pool:
         saas = Saas(Outbound(pool, Gate(4)), shelf(), {"url": base})
         names = {"settings": saas.settings, "ctx": ctx or {}}
-        async for page in pages(saas, spec, names, place="/resources/bucket/list"):
+        async for page in pages(saas, build(Listing, spec), names, place="/resources/bucket/list"):
             found.append(page)
     return found
 
@@ -92,7 +93,7 @@ async def test_the_next_page_is_asked_for_while_the_caller_works_on_the_current_
     async with new_pool() as pool:
         saas = Saas(Outbound(pool, Gate(4)), shelf(), {"url": paged.url})
         names = {"settings": saas.settings, "ctx": {}}
-        listing = pages(saas, spec, names, place="/resources/bucket/list")
+        listing = pages(saas, build(Listing, spec), names, place="/resources/bucket/list")
         first = await anext(listing)
         for _ in range(200):  # the caller holds the first page; the second is on its way
             if len(paged.received("/cursor")) == 2:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from engine.errors import BackupDamaged, ChecksumMismatch, Code, IncompleteBackup
+from engine.language import model
 from engine.storage import Storage
 from engine.tasks import manifest
 from engine.tasks.manifest import Entry, build, by_resource, parse, resource_key
@@ -39,7 +40,7 @@ def entries() -> list[Entry]:
 def document(**changes: Any) -> dict[str, Any]:
     built = build(
         task_uuid=UUID,
-        module=SHELF["module"],
+        module=model.build(model.Identity, SHELF["module"]),
         engine_version="0.1.0",
         request={"items": [{"type": "bucket", "values": B1}], "options": {"x": 1}},
         entries=entries(),

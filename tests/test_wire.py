@@ -10,6 +10,7 @@ import pytest
 from engine.api import wire
 from engine.ctx import ROLES, build_ctx, parse_ctx, task_ctx
 from engine.errors import Code, CtxError, RequestError, SaasError, entry_of, error_entry
+from engine.language import model
 from engine.language.schema import issues
 from engine.redaction import guarding
 from engine.saas.access import settings_of
@@ -273,8 +274,12 @@ def test_the_ctx_roles_are_the_specs():
 
 
 def test_the_version_body_is_the_manifest():
-    identity = {"id": "kinto", "name": "Kinto", "version": "1.0.0", "vendor": "Mozilla"}
-    caps = {"auth": ["AUTH_SETTINGS"], "features": [], "storage": ["STORAGE_SERVICE"]}
+    identity = model.build(
+        model.Identity, {"id": "kinto", "name": "Kinto", "version": "1.0.0", "vendor": "Mozilla"}
+    )
+    caps = model.build(
+        model.Capabilities, {"auth": ["AUTH_SETTINGS"], "storage": ["STORAGE_SERVICE"]}
+    )
 
     assert wire.version_body(identity, caps, "0.1.0") == {
         "id": "kinto",
@@ -292,7 +297,7 @@ def test_the_version_body_is_the_manifest():
 
 
 def test_the_auth_schema_body_is_a_hycu_layout_form():
-    assert wire.auth_schema_body(FORM | {"ignored": 1}) == {
+    assert wire.auth_schema_body(model.build(model.Form, FORM)) == {
         "schemaType": "hycu-layout",
         "schema": FORM,
     }
@@ -426,7 +431,10 @@ def test_the_backup_config_carries_options_only_when_the_module_has_them():
     rule = wire.exclusion_rule("group", "Groups", ROOT_CTX, [])
 
     assert wire.config_backup_body([rule], None) == {"possibleExcludes": [rule]}
-    assert wire.config_backup_body([], FORM) == {"possibleExcludes": [], "possibleOptions": FORM}
+    assert wire.config_backup_body([], model.build(model.Form, FORM)) == {
+        "possibleExcludes": [],
+        "possibleOptions": FORM,
+    }
 
 
 def test_the_scenarios_body_lists_type_name_and_description():
@@ -437,7 +445,7 @@ def test_the_scenarios_body_lists_type_name_and_description():
 
 def test_the_restore_config_is_empty_without_options():
     assert wire.config_restore_body(None) == {}
-    assert wire.config_restore_body(FORM) == {"possibleOptions": FORM}
+    assert wire.config_restore_body(model.build(model.Form, FORM)) == {"possibleOptions": FORM}
 
 
 # ---------------------------------------------------------------------------- answer shapes
@@ -448,12 +456,14 @@ ANSWERS: list[tuple[str, dict[str, Any]]] = [
     (
         "version",
         wire.version_body(
-            {"id": "kinto", "name": "Kinto", "version": "1"},
-            {"auth": ["AUTH_SETTINGS"], "features": [], "storage": ["STORAGE_SERVICE"]},
+            model.build(model.Identity, {"id": "kinto", "name": "Kinto", "version": "1"}),
+            model.build(
+                model.Capabilities, {"auth": ["AUTH_SETTINGS"], "storage": ["STORAGE_SERVICE"]}
+            ),
             "0.1.0",
         ),
     ),
-    ("authSchema", wire.auth_schema_body(FULL_FORM)),
+    ("authSchema", wire.auth_schema_body(model.build(model.Form, FULL_FORM))),
     (
         "authValidate",
         wire.validate_body([error_entry(Code.SAAS_AUTH_FAILED, "no", field="p")]),
@@ -479,7 +489,7 @@ ANSWERS: list[tuple[str, dict[str, Any]]] = [
                     "c", "Collections", ROOT_CTX, [wire.exclusion_rule("r", "R", ROOT_CTX, [])]
                 )
             ],
-            FORM,
+            model.build(model.Form, FORM),
         ),
     ),
     ("scenariosRestore", wire.scenarios_body([("IN_PLACE", "In place", "Back where it was")])),
