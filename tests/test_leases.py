@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from engine.errors import LeaseLost
+from engine.language import model
 from engine.storage import Storage, open_storage
 from engine.tasks.guards import Guards
 from engine.tasks.journal import Journal, new_record, take_lease
@@ -35,7 +36,7 @@ async def storage(
 
 
 def a_record() -> dict[str, Any]:
-    module = {"id": "shelf", "version": "1"}
+    module = model.build(model.Identity, {"id": "shelf", "name": "Shelf", "version": "1"})
     made = new_record("t-1", "backup", module=module, request={}, owner="me/1/a", now=0.0)
     return made | {"status": "RUNNING"}
 

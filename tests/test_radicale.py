@@ -404,7 +404,7 @@ PREFIXED = b"""<?xml version="1.0"?>
 
 
 def module_hooks() -> hooks.Hooks:
-    return hooks.load("radicale", MODULE, None, True)
+    return hooks.load("radicale", MODULE, "hooks.py", True)
 
 
 def test_collections_are_matched_by_namespace_not_prefix_and_named_by_decoded_href() -> None:
