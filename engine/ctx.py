@@ -26,10 +26,25 @@ class Ctx:
 
 
 def build_ctx(
-    module_id: str, role: str, type_name: str, values: Mapping[str, Any]
+    module_id: str,
+    role: str,
+    type_name: str,
+    values: Mapping[str, Any],
+    depth: int | None = None,
 ) -> dict[str, Any]:
-    """The ctx of a resource (or pagination state) as the platform will hand it back."""
-    return {"kind": f"{role}@{module_id}", "type": type_name, "values": dict(values)}
+    """The ctx of a resource (or pagination state) as the platform will hand it back; ``depth``
+    (where a resource of a recursive tree is, a root at 0) only where its type's smallest
+    depth does not say it."""
+    ctx = {"kind": f"{role}@{module_id}", "type": type_name, "values": dict(values)}
+    return ctx | ({} if depth is None else {"depth": depth})
+
+
+def ctx_depth(ctx: Mapping[str, Any]) -> int | None:
+    """The depth a resource ctx states (None: its type's smallest); CtxError when malformed."""
+    depth = ctx.get("depth")
+    if depth is not None and (type(depth) is not int or depth < 0):
+        raise CtxError("ctx 'depth' must be a non-negative integer")
+    return depth
 
 
 def parse_ctx(ctx: Any, module_id: str, roles: Sequence[str], *, field: str = "ctx") -> Ctx:

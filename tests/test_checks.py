@@ -5,48 +5,8 @@ from typing import Any
 import pytest
 import yaml
 
-from engine.language.checks import ancestry, check, ctx_keys
+from engine.language.checks import check
 from engine.language.document import parse
-
-TYPES: dict[str, Any] = {
-    "org": {"ctx": {"org": "{{ item.id }}"}},
-    "repo": {"parent": "org", "ctx": {"repo": "{{ item.id }}", "org": "{{ item.org }}"}},
-    "issue": {"parent": "repo", "ctx": {"issue": "{{ item.n }}"}},
-    "label": {"parent": "repo"},
-    "loop_a": {"parent": "loop_b", "ctx": {"a": 1}},
-    "loop_b": {"parent": "loop_a", "ctx": {"b": 2}},
-    "stray": {"parent": "nowhere", "ctx": {"s": 3}},
-}
-
-
-@pytest.mark.parametrize(
-    ("name", "chain"),
-    [
-        ("org", ["org"]),
-        ("issue", ["issue", "repo", "org"]),
-        ("label", ["label", "repo", "org"]),
-        ("loop_a", ["loop_a", "loop_b"]),
-        ("stray", ["stray"]),
-    ],
-)
-def test_ancestry_lists_a_type_then_its_ancestors_and_stops_at_a_cycle_or_unknown(name, chain):
-    assert ancestry(TYPES, name) == chain
-
-
-@pytest.mark.parametrize(
-    ("name", "keys"),
-    [
-        ("org", ["org"]),
-        ("repo", ["org", "repo"]),
-        ("issue", ["org", "repo", "issue"]),
-        ("label", ["org", "repo"]),
-        ("loop_a", ["b", "a"]),
-        ("stray", ["s"]),
-    ],
-)
-def test_ctx_keys_are_the_ancestors_keys_root_first_then_the_types_own(name, keys):
-    assert ctx_keys(TYPES, name) == keys
-
 
 BASE = """\
 module: {id: demo, name: Demo, version: 1.0.0}

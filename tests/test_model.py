@@ -22,7 +22,9 @@ CLASSES = [
     if dataclasses.is_dataclass(cls) and hasattr(cls, "SCHEMA")
 ]
 # fields the loader sets from the tree, not from a YAML key of the type
-COMPUTED = {model.ResourceType: {"name", "ctx_keys", "children", "depth"}}
+COMPUTED = {
+    model.ResourceType: {"name", "ctx_keys", "required_keys", "children", "depth", "recursive"}
+}
 # the smallest valid mapping of each class with a required key (what the schema requires)
 REQUIRED: dict[type[Any], dict[str, Any]] = {
     model.Identity: {"id": "m", "name": "M", "version": "1"},
@@ -76,7 +78,9 @@ REQUIRED: dict[type[Any], dict[str, Any]] = {
 def _keys(cls: type[Any]) -> set[str]:
     kept = getattr(cls, "KEEP", None)
     skipped = COMPUTED.get(cls, set()) | {kept}
-    return {yaml_key(field.name) for field in dataclasses.fields(cls) if field.name not in skipped}
+    return {
+        yaml_key(field.name, cls) for field in dataclasses.fields(cls) if field.name not in skipped
+    }
 
 
 @pytest.mark.parametrize("cls", CLASSES, ids=lambda cls: cls.__name__)
@@ -88,7 +92,7 @@ def test_each_model_class_reads_exactly_the_keys_its_schema_node_allows(cls: typ
 @pytest.mark.parametrize("cls", CLASSES, ids=lambda cls: cls.__name__)
 def test_each_schema_default_is_what_a_definition_leaving_the_key_out_gets(cls: type[Any]):
     built = build(cls, REQUIRED.get(cls, {}))
-    by_key = {yaml_key(field.name): field.name for field in dataclasses.fields(cls)}
+    by_key = {yaml_key(field.name, cls): field.name for field in dataclasses.fields(cls)}
     for key, default in schema_defaults(cls).items():
         value = getattr(built, by_key[key])
         expected = tuple(default) if isinstance(default, list) else default

@@ -35,6 +35,7 @@ class _Listing:
     resources: list[ResourceFields] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
     fetched: int = 0
+    depth: int | None = None  # of the resources listed (None: their types' smallest)
 
 
 class Lister:
@@ -52,16 +53,25 @@ class Lister:
     async def children(self, ctx: Any, pagination_ctx: Any) -> dict[str, Any]:
         """The /api/resources answer for the children of a root or resource ctx."""
         kind, values = self.definition.resolve_ctx(ctx, ["root", "resource"])
+        depth = self.definition.depth_of(kind, ctx) + 1
         kinds = [self.definition.types[name] for name in kind.children]
-        return await self.listing(kinds, values, pagination_ctx)
+        state = _Listing(depth=depth)
+        for deep in [each for each in kinds if depth > each.max_depth]:
+            state.errors.append(_too_deep(deep, depth))
+        kept = [each for each in kinds if depth <= each.max_depth]
+        return await self.listing(kept, values, pagination_ctx, state)
 
     async def listing(
-        self, kinds: Sequence[ResourceType], parent: Mapping[str, Any], raw: Any
+        self,
+        kinds: Sequence[ResourceType],
+        parent: Mapping[str, Any],
+        raw: Any,
+        state: _Listing | None = None,
     ) -> dict[str, Any]:
         """Lists ``kinds`` under ``parent`` from the position in ``raw`` (a paginationCtx)."""
         start = self._resume(kinds, parent, raw)
         index, step = start if start is not None else (0, None)
-        state = _Listing()
+        state = state or _Listing()
         while index < len(kinds):
             kind = kinds[index]
             reader = self._reader(kind, parent)
@@ -139,7 +149,8 @@ class Lister:
         for item in records:
             try:
                 if keep(kind, item, parent, pointer):
-                    state.resources.append(map_item(self.definition.id, kind, item, parent))
+                    fields = map_item(self.definition.id, kind, item, parent, state.depth)
+                    state.resources.append(fields)
             except EngineError as exc:
                 ident = item.get("id") if isinstance(item, Mapping) else None
                 entry = entry_of(exc)
@@ -149,15 +160,26 @@ class Lister:
                 state.errors.append(entry)
 
 
+def _too_deep(kind: ResourceType, depth: int) -> dict[str, Any]:
+    message = f"{kind.name} resources here would be at depth {depth}, past maxDepth"
+    return entry_of(SaasError(f"{message} {kind.max_depth}: not listed"))
+
+
 def exclusions(definition: Definition, ctx: Any) -> list[dict[str, Any]]:
-    """The possible exclusion rules under a root: one per descendant resource type."""
+    """The possible exclusion rules under a root: one per descendant resource type (a type
+    nesting in itself once, at its first place)."""
     kind, values = definition.resolve_ctx(ctx, ["root"])
-    return [_rule(definition, definition.types[name], values) for name in kind.children]
+    seen = {kind.name}
+    return [_rule(definition, definition.types[name], values, seen) for name in kind.children]
 
 
-def _rule(definition: Definition, kind: ResourceType, values: Mapping[str, Any]) -> dict[str, Any]:
+def _rule(
+    definition: Definition, kind: ResourceType, values: Mapping[str, Any], seen: set[str]
+) -> dict[str, Any]:
+    seen.add(kind.name)
     ctx = build_ctx(definition.id, "resource", kind.name, values)
-    children = [_rule(definition, definition.types[name], values) for name in kind.children]
+    below = [name for name in kind.children if name not in seen]
+    children = [_rule(definition, definition.types[name], values, seen) for name in below]
     return wire.exclusion_rule(kind.name, kind.label, ctx, children)
 
 

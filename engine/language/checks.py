@@ -13,26 +13,11 @@ from engine.language.model import Form, HooksSection, build, schema_defaults
 from engine.language.schema import TemplatePlace, suggest, template_places
 from engine.language.selectors import syntax_error
 from engine.language.templating import FILTERS, TESTS, SyntaxProblem, Usage, inspect, is_template
+from engine.language.tree import TypeTree, parents_of
 
 _JINJA_GLOBALS = frozenset(
     {"range", "dict", "lipsum", "cycler", "joiner", "namespace", "true", "false", "none"}
 )
-
-
-def ancestry(types: Mapping[str, Any], name: str) -> list[str]:
-    """The type ``name`` and its ancestors, root last; stops at a cycle or unknown parent."""
-    chain = [name]
-    while (parent := types.get(chain[-1], {}).get("parent")) in types and parent not in chain:
-        chain.append(parent)
-    return chain
-
-
-def ctx_keys(types: Mapping[str, Any], name: str) -> list[str]:
-    """Every ctx value key a resource of type ``name`` carries (its ancestors' and its own)."""
-    keys: list[str] = []
-    for each in reversed(ancestry(types, name)):
-        keys += [key for key in types[each].get("ctx", {}) if key not in keys]
-    return keys
 
 
 class Checker:
@@ -42,7 +27,9 @@ class Checker:
         self.doc = document
         self.shape_ok = shape_ok
         self.data: Mapping[str, Any] = document.data
-        self.types: Mapping[str, Any] = self.data.get("resources", {})
+        types = self.data.get("resources")
+        self.types: Mapping[str, Any] = types if isinstance(types, Mapping) else {}
+        self.tree = TypeTree(self.types)
         self.problems: list[Problem] = []
 
     def run(self) -> list[Problem]:
@@ -54,6 +41,7 @@ class Checker:
             self._capabilities,
             self._paths,
             self._risks,
+            self._flags,
             self._hooks,
         ):
             try:
@@ -114,15 +102,15 @@ class Checker:
             return list(form.get("payload", {})) if form else []
         if name in ("ctx", "target") and pointer.startswith("/resources/"):
             kind = pointer.split("/")[2]  # type names need no unescaping
-            if pointer.split("/")[3] not in ("backup", "restore"):  # the parent's ctx
-                kind = self.types.get(kind, {}).get("parent")
-                if kind is None:
-                    return []
-            # an unknown parent is reported once, at its reference; its keys are unknowable
-            root = ancestry(self.types, kind)[-1] if kind in self.types else None
-            if root is None or self.types[root].get("parent") is not None:
+            # an unknown or unreachable parent is reported once, at its reference
+            if kind not in self.types or not self.tree.reachable(kind):
                 return None
-            return ctx_keys(self.types, kind)
+            if pointer.split("/")[3] in ("backup", "restore"):
+                return self.tree.ctx_keys(kind)
+            keys: list[str] = []  # the parent's ctx: whichever parent listed it
+            for parent in self.tree.parents[kind]:
+                keys += [key for key in self.tree.ctx_keys(parent) if key not in keys]
+            return keys
         return None
 
     # hooks ---------------------------------------------------------------------------------
@@ -155,16 +143,8 @@ class Checker:
     # references ----------------------------------------------------------------------------
     def _references(self) -> None:
         for name, spec in self.types.items():
-            parent = spec.get("parent")
-            pointer = f"/resources/{escape(name)}/parent"
-            if parent is not None and parent not in self.types:
-                self.error(
-                    pointer, f"unknown resource type '{parent}'{suggest(parent, self.types)}"
-                )
-            elif parent is not None and name in (chain := ancestry(self.types, parent)):
-                cycle = " -> ".join([name, *chain[: chain.index(name) + 1]])
-                self.error(pointer, f"resource type '{name}' is its own ancestor ({cycle})")
-        if self.types and all("parent" in spec for spec in self.types.values()):
+            self._parents(name, spec)
+        if self.types and not self.tree.roots():
             self.error(
                 "/resources",
                 "no root resource type: at least one type needs no parent",
@@ -174,6 +154,22 @@ class Checker:
         self._check_field()
         for name, spec in self.types.items():
             self._steps(name, spec)
+
+    def _parents(self, name: str, spec: Mapping[str, Any]) -> None:
+        """Each parent exists, and one of them is reachable from a root (a cycle is fine: a
+        type may nest in itself)."""
+        pointer = f"/resources/{escape(name)}/parent"
+        many = isinstance(spec.get("parent"), list)
+        parents = parents_of(spec)
+        unknown = [(i, parent) for i, parent in enumerate(parents) if parent not in self.types]
+        for i, parent in unknown:
+            where = f"{pointer}/{i}" if many else pointer
+            self.error(where, f"unknown resource type '{parent}'{suggest(parent, self.types)}")
+        if parents and not unknown and self.tree.roots() and not self.tree.reachable(name):
+            self.error(
+                pointer,
+                f"type '{name}' is never listed: none of its parents is reachable from a root type",
+            )
 
     def _steps(self, name: str, spec: Mapping[str, Any]) -> None:
         """Backup step ids are unique in their type; restore steps read existing ones."""
@@ -287,6 +283,23 @@ class Checker:
             for pointer, message in rule(self.data):
                 self.warn(pointer, message)
 
+    def _flags(self) -> None:
+        for name, spec in self.types.items():
+            for key, value in spec["resource"].items():
+                if key in _FLAGS:
+                    self._flag(name, key, value)
+
+    def _flag(self, name: str, key: str, value: Any) -> None:
+        """A boolean mapping field is a boolean, "true"/"false", or a template; hasSubresources
+        that can be true on a type without child types is a warning."""
+        pointer = f"/resources/{escape(name)}/resource/{key}"
+        literal = not isinstance(value, bool) and not is_template(value)
+        if literal and str(value).strip().lower() not in ("true", "false"):
+            self.error(pointer, f"{key} must be true, false or a template, not {value!r}")
+        maybe_true = not literal or str(value).strip().lower() == "true"
+        if key == "hasSubresources" and maybe_true and not self.tree.children(name):
+            self.warn(pointer, f"hasSubresources can be true but type '{name}' has no child type")
+
     def _request_paths(self) -> Iterator[tuple[str, str]]:
         check = self.data.get("auth", {}).get("check", {})
         if "request" in check:
@@ -359,10 +372,13 @@ def _export(data: Mapping[str, Any], caps: Mapping[str, Any]) -> Iterator[tuple[
 _CAPABILITY_RULES: tuple[Rule, ...] = (_auth_settings, _cross_source, _export)
 
 
+_FLAGS = ("hasSubresources", "canBackup")
+
+
 def _hidden_children(data: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
-    types = data.get("resources", {})
-    for name, spec in types.items():
-        children = [child for child, other in types.items() if other.get("parent") == name]
+    tree = TypeTree(data.get("resources", {}))
+    for name, spec in tree.types.items():
+        children = tree.children(name)
         if spec["resource"].get("hasSubresources") is False and children:
             yield (
                 f"/resources/{escape(name)}/resource/hasSubresources",

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.ctx import parse_ctx
+from engine.ctx import ctx_depth, parse_ctx
 from engine.errors import CtxError
 from engine.language.hooks import Hooks
 from engine.language.model import (
@@ -53,7 +53,7 @@ class Definition:
     @property
     def roots(self) -> tuple[ResourceType, ...]:
         """The root resource types, in definition order."""
-        return tuple(kind for kind in self.types.values() if kind.parent is None)
+        return tuple(kind for kind in self.types.values() if not kind.parents)
 
     def has_feature(self, feature: str) -> bool:
         """Whether capabilities.features declares ``feature``."""
@@ -67,12 +67,26 @@ class Definition:
             raise CtxError(
                 f"ctx names an unknown resource type '{ctx.type}'{suggest(ctx.type, self.types)}"
             )
-        expected = "root" if kind.parent is None else "resource"
+        expected = "resource" if kind.parents else "root"
         if ctx.role != expected:
             raise CtxError(
                 f"ctx of type '{kind.name}' must have role '{expected}', not '{ctx.role}'"
             )
-        missing = [key for key in kind.ctx_keys if key not in ctx.values]
+        missing = [key for key in kind.required_keys if key not in ctx.values]
         if missing:
             raise CtxError(f"ctx of type '{kind.name}' lacks the value(s): {', '.join(missing)}")
         return kind, dict(ctx.values)
+
+    def depth_of(self, kind: ResourceType, raw: Mapping[str, Any]) -> int:
+        """The depth of the resource a (resolved) ctx names: the one it states, else its type's
+        smallest; CtxError when its type cannot be there."""
+        depth = ctx_depth(raw)
+        if depth is None:
+            return kind.depth
+        if depth < kind.depth:
+            raise CtxError(f"ctx of type '{kind.name}' cannot be at depth {depth}")
+        if depth > kind.max_depth:
+            raise CtxError(
+                f"ctx of type '{kind.name}' is at depth {depth}, past its maxDepth {kind.max_depth}"
+            )
+        return depth

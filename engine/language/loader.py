@@ -12,6 +12,7 @@ from engine.language import checks, hooks, model
 from engine.language.definition import Definition
 from engine.language.document import Document, Position, Problem, load
 from engine.language.schema import check_definition
+from engine.language.tree import TypeTree
 
 MODULE_FILE = "module.yaml"
 
@@ -55,7 +56,8 @@ def load_module(path: Path) -> Definition:
 def build(raw: Mapping[str, Any], folder: Path, warnings: tuple[str, ...] = ()) -> Definition:
     """The model of a definition already known to be valid."""
     specs: Mapping[str, Any] = raw["resources"]
-    types = {name: _resource_type(specs, name) for name in specs}
+    tree = TypeTree(specs)
+    types = {name: _resource_type(tree, name) for name in specs}
     written = raw.get("hooks", {})
     section = model.build(model.HooksSection, written)
     needed = "file" in written or any(True for _ in hooks.bindings(raw))
@@ -76,13 +78,15 @@ def build(raw: Mapping[str, Any], folder: Path, warnings: tuple[str, ...] = ()) 
     )
 
 
-def _resource_type(specs: Mapping[str, Any], name: str) -> model.ResourceType:
-    kind = model.build(model.ResourceType, specs[name])
+def _resource_type(tree: TypeTree, name: str) -> model.ResourceType:
+    kind = model.build(model.ResourceType, tree.types[name])
     return replace(
         kind,
         name=name,
         label=kind.label or name.replace("_", " ").title(),
-        ctx_keys=tuple(checks.ctx_keys(specs, name)),
-        children=tuple(child for child, other in specs.items() if other.get("parent") == name),
-        depth=len(checks.ancestry(specs, name)) - 1,
+        ctx_keys=tuple(tree.ctx_keys(name)),
+        required_keys=tuple(tree.required_keys(name)),
+        children=tuple(tree.children(name)),
+        depth=tree.depths[name],
+        recursive=tree.recursive(name),
     )

@@ -75,14 +75,20 @@ class _Fields:
 
 
 def map_item(
-    module_id: str, kind: ResourceType, item: Any, parent: Mapping[str, Any]
+    module_id: str,
+    kind: ResourceType,
+    item: Any,
+    parent: Mapping[str, Any],
+    depth: int | None = None,
 ) -> ResourceFields:
-    """The platform fields of one item of ``kind`` listed under the ctx values ``parent``."""
+    """The platform fields of one item of ``kind`` listed under the ctx values ``parent``, at
+    ``depth`` (None: its type's smallest depth); the ctx states a depth only where it differs."""
     base = f"/resources/{kind.name}"
     names = {"ctx": parent, "item": item}
     values = dict(parent) | render_tree(dict(kind.ctx), names, place=f"{base}/ctx")
     _check_json(values, f"{base}/ctx", "a ctx value")
-    role = "root" if kind.parent is None else "resource"
+    role = "resource" if kind.parents else "root"
+    depth = None if depth is None or depth == kind.depth else depth
     rule = kind.resource
     spec = _Fields(names, f"{base}/resource")
     fields = ResourceFields(
@@ -91,7 +97,7 @@ def map_item(
         type=rule.type or kind.name,
         has_subresources=spec.flag("hasSubresources", rule.has_subresources, bool(kind.children)),
         can_backup=spec.flag("canBackup", rule.can_backup),
-        ctx=build_ctx(module_id, role, kind.name, values),
+        ctx=build_ctx(module_id, role, kind.name, values, depth),
         display_ctx=spec.texts("displayCtx", rule.display_ctx),
         backup_seq_group=spec.raw("backupSeqGroup", rule.backup_seq_group),
         restore_seq_group=spec.raw("restoreSeqGroup", rule.restore_seq_group),

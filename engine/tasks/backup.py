@@ -40,7 +40,8 @@ from engine.saas.messages import Answer
 from engine.storage import ObjectInfo, Writer, check_path
 from engine.tasks import manifest
 from engine.tasks.job import Job
-from engine.tasks.manifest import Entry
+from engine.tasks.lineage import Node, Walk
+from engine.tasks.manifest import Entry, resource_key
 
 COMPRESSION = "zstd"
 SUFFIX = ".zst"
@@ -73,6 +74,7 @@ class Backup:
         self.failures = 0
         self.seen = 0
         self.listings = 0
+        self.walk = Walk()
 
     async def run(self) -> None:
         """Backs everything up; raises when a required object could not be written."""
@@ -91,8 +93,13 @@ class Backup:
         await self._manifest()
 
     async def _manifest(self) -> None:
-        entries = [Entry.from_json(unit) for unit in self.journal.units.values()]
-        entries.sort(key=lambda entry: (self.definition.types[entry.type].depth, entry.path))
+        found = [Entry.from_json(unit) for unit in self.journal.units.values()]
+        resources, entries = self.walk.table(found, self._key)
+        depths = {row["id"]: row["depth"] for row in resources}
+        kinds = self.definition.types
+        entries.sort(
+            key=lambda entry: (depths.get(entry.resource, kinds[entry.type].depth), entry.path)
+        )
         record = self.journal.record
         document = manifest.build(
             task_uuid=record["taskUuid"],
@@ -103,25 +110,34 @@ class Backup:
             errors=record["errors"],
             started=record["createdAt"],
             finished=iso(self.journal.clock.now()),
+            resources=resources,
         )
         await manifest.write(self.job.storage, document, self.journal.save)
 
     # the walk ------------------------------------------------------------------------------
+    def _key(self, entry: Entry) -> tuple[str, str]:
+        return resource_key(self.definition.types[entry.type], entry.values)
+
     async def _item(self, item: Mapping[str, Any]) -> None:
-        """Walks one requested resource and everything below it, to the end."""
+        """Walks one requested resource and everything below it, to the end (its own children
+        are listed whatever hasSubresources says)."""
         kind = self.definition.types[item["type"]]
-        await in_group(
-            lambda spawn: [spawn(self._resource(kind, item["values"], spawn, requested=True))]
-        )
+        values = item["values"]
+        depth = item.get("depth", kind.depth)
+        node = Node(resource_key(kind, values), resource_label(kind, values), values, depth)
+        self.walk.add(node)
+        await in_group(lambda spawn: [spawn(self._resource(kind, node, spawn, requested=True))])
 
     async def _resource(
         self,
         kind: ResourceType,
-        values: Mapping[str, Any],
+        node: Node,
         spawn: Spawn,
         *,
         requested: bool = False,
+        subresources: bool = True,
     ) -> None:
+        values = node.values
         label = resource_label(kind, values)
         units = []
         for index, step in enumerate(kind.backup):
@@ -131,36 +147,59 @@ class Backup:
                     step.when, {"ctx": values, "options": self.options}, place=f"{place}/when"
                 )
             except EngineError as exc:
-                self._failed(exc, label, required=True)
+                self._failed(exc, label, required=True, node=node)
                 continue
             if wanted:
                 units.append(spawn(self._step(kind, values, step, place)))
-        for child in kind.children:
+        for child in kind.children if subresources else ():
             if child not in self.excluded:
                 self.listings += 1
-                spawn(self._children(self.definition.types[child], values, spawn))
+                spawn(self._children(self.definition.types[child], node, spawn))
         if requested:
             self._listed()
         if units:
             await asyncio.wait(units)
         self.journal.progress["done"] += 1
 
-    async def _children(self, kind: ResourceType, parent: Mapping[str, Any], spawn: Spawn) -> None:
-        names = {"settings": self.saas.settings, "ctx": parent}
+    async def _children(self, kind: ResourceType, parent: Node, spawn: Spawn) -> None:
+        """Lists the resources of ``kind`` below ``parent`` and walks each."""
+        names = {"settings": self.saas.settings, "ctx": parent.values}
         place = f"/resources/{kind.name}/list"
+        depth = parent.depth + 1
         try:
             async for page in listing.pages(self.saas, kind.list, names, place=place):
                 for item in page:
-                    fields = map_item(self.definition.id, kind, item, parent)
+                    fields = map_item(self.definition.id, kind, item, parent.values, depth)
                     if fields.can_backup:
-                        self.seen += 1
-                        spawn(self._resource(kind, fields.ctx["values"], spawn))
+                        values = fields.ctx["values"]
+                        node = Node(resource_key(kind, values), fields.name, values, depth, parent)
+                        self._child(kind, node, fields.has_subresources, spawn)
         except (SaasAuthError, StorageError):
             raise
         except EngineError as exc:
-            self._failed(exc, resource_label(kind, parent), required=True)
+            self._failed(exc, f"{kind.name} below {parent.name}", required=True, node=parent)
         finally:
             self._listed()
+
+    def _child(self, kind: ResourceType, node: Node, subresources: bool, spawn: Spawn) -> None:
+        """Walks a listed resource, unless it is deeper than its type's maxDepth or repeats
+        one of its ancestors (a loop in the SaaS's tree): both fail the backup, naming it."""
+        assert node.parent is not None, "a listed resource has a parent"
+        named = f"{kind.name} '{node.name}'"
+        problem = None
+        if node.depth > kind.max_depth:
+            problem = f"{named} is at depth {node.depth}, past maxDepth {kind.max_depth}"
+        elif (again := node.parent.repeated(node.key)) is not None:
+            problem = f"{named} repeats its ancestor at depth {again.depth} (a loop)"
+        if problem is not None:
+            error = SaasError(f"{problem}: not walked, the backup is incomplete")
+            self._failed(
+                error, f"{named} below {node.parent.name}", required=True, node=node.parent
+            )
+            return
+        self.seen += 1
+        self.walk.add(node)
+        spawn(self._resource(kind, node, spawn, subresources=subresources))
 
     def _listed(self) -> None:
         """One listing (or requested item) less to wait for; with none left, the total is known."""
@@ -183,7 +222,7 @@ class Backup:
         except (SaasAuthError, StorageError):
             raise
         except EngineError as exc:
-            self._failed(exc, label, required=step.required)
+            self._failed(exc, label, required=step.required, node=self._node(kind, values))
 
     # one object ----------------------------------------------------------------------------
     async def _unit(
@@ -207,7 +246,7 @@ class Backup:
         except Ignored:  # a response rule: nothing to store for this unit
             return
         except EngineError as exc:
-            self._failed(exc, label, required=step.required)
+            self._failed(exc, label, required=step.required, node=self._node(kind, values))
             return
         entry = Entry(info, kind.name, step.id, dict(values), step.format, meta)
         self.journal.progress["bytes"] += info.size
@@ -243,11 +282,20 @@ class Backup:
         meta = render_tree(dict(step.meta), {"ctx": values, "item": item}, place=f"{place}/meta")
         return dict(meta)
 
-    def _failed(self, exc: EngineError, label: str, *, required: bool) -> None:
+    def _node(self, kind: ResourceType, values: Mapping[str, Any]) -> Node | None:
+        return self.walk.find(resource_key(kind, values))
+
+    def _failed(
+        self, exc: EngineError, label: str, *, required: bool, node: Node | None = None
+    ) -> None:
+        """An error entry naming the resource; a required part fails the backup, any other
+        leaves its resource marked incomplete in the manifest."""
         entry = entry_of(exc)
         entry["resource"] = label
         self.journal.error(entry)
         self.failures += 1 if required else 0
+        if node is not None:
+            node.incomplete.append(entry)
 
     # fetch kinds ---------------------------------------------------------------------------
     async def _object(

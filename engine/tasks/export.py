@@ -5,6 +5,7 @@ a manifest describing the copies. The engine's own ``.engine/`` is not copied.""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from engine.concurrently import for_each
@@ -30,7 +31,7 @@ async def copy_object(source: Storage, destination: Storage, entry: Entry) -> En
             async for chunk in reader:
                 await writer.write(chunk)
             writer.records = entry.info.records
-    return Entry(writer.info, entry.type, entry.step, entry.values, entry.format, entry.meta)
+    return replace(entry, info=writer.info)
 
 
 def copy_manifest(found: Manifest, copies: Sequence[Mapping[str, Any]], url: str) -> dict[str, Any]:

@@ -24,7 +24,9 @@ from engine.language.schema import Issue, issues
 from engine.storage import CODECS, MANIFEST, ObjectInfo, Storage
 from engine.storage.locations import check_path
 
-FORMAT = 1  # bump on an incompatible change; restore reads every format up to this one
+FORMAT = 2  # bump on an incompatible change; restore reads every format up to this one
+# 2: a ``resources`` table (each walked resource's type, name, values, parent and actual depth)
+# and each object's ``resource``; a format-1 manifest has neither (restore derives the tree)
 
 _STRING = {"type": "string"}
 _COUNT = {"type": "integer", "minimum": 0}
@@ -43,6 +45,21 @@ _OBJECT = {
         "rawSize": _COUNT,
         "records": _COUNT,
         "meta": {"type": "object"},
+        "resource": {"type": "integer", "minimum": 1},
+    },
+}
+_ROW = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["id", "type", "name", "values", "parent", "depth"],
+    "properties": {
+        "id": {"type": "integer", "minimum": 1},
+        "type": _STRING,
+        "name": _STRING,
+        "values": {"type": "object"},
+        "parent": {"type": ["integer", "null"], "minimum": 1},
+        "depth": _COUNT,
+        "incomplete": {"type": "array", "items": {"type": "object"}},
     },
 }
 SHAPE = {
@@ -53,6 +70,7 @@ SHAPE = {
         "module": {"type": "object", "required": ["id"], "properties": {"id": _STRING}},
         "taskUuid": _STRING,
         "objects": {"type": "array", "items": _OBJECT},
+        "resources": {"type": "array", "items": _ROW},
         "errors": {"type": "array"},
     },
 }
@@ -69,6 +87,7 @@ class Entry:
     values: Mapping[str, Any]
     format: str
     meta: Mapping[str, Any] = field(default_factory=dict)
+    resource: int | None = None  # its row in the manifest's resources table (format 2)
 
     @property
     def path(self) -> str:
@@ -90,7 +109,8 @@ class Entry:
             "rawSize": info.raw_size,
             "records": info.records,
         }
-        return entry | ({"meta": dict(self.meta)} if self.meta else {})
+        entry |= {"meta": dict(self.meta)} if self.meta else {}
+        return entry | ({"resource": self.resource} if self.resource is not None else {})
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Entry:
@@ -104,7 +124,13 @@ class Entry:
             records=data.get("records", 0),
         )
         return cls(
-            info, data["type"], data["step"], data["values"], data["format"], data.get("meta", {})
+            info,
+            data["type"],
+            data["step"],
+            data["values"],
+            data["format"],
+            data.get("meta", {}),
+            data.get("resource"),
         )
 
 
@@ -118,6 +144,12 @@ class Manifest:
     entries: Sequence[Entry]
     raw: Mapping[str, Any]
 
+    @property
+    def resources(self) -> Sequence[Mapping[str, Any]]:
+        """The resources table (format 2; empty for format 1)."""
+        rows: Sequence[Mapping[str, Any]] = self.raw.get("resources", [])
+        return rows
+
 
 def build(
     *,
@@ -129,6 +161,7 @@ def build(
     errors: Sequence[Mapping[str, Any]],
     started: str,
     finished: str,
+    resources: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """The manifest of a finished backup (request: the task's request, secrets removed)."""
     return {
@@ -142,6 +175,7 @@ def build(
         "startedAt": started,
         "finishedAt": finished,
         "objects": [entry.to_json() for entry in entries],
+        "resources": list(resources),
         "errors": list(errors),
     }
 
@@ -159,12 +193,19 @@ def _malformed(data: Any, issue: Issue) -> IncompleteBackup | BackupDamaged:
     return BackupDamaged(f"{named} of {MANIFEST} is malformed {where}", url="", path=path)
 
 
-def _check_entry(index: int, data: Mapping[str, Any], types: Collection[str] | None) -> None:
-    """BackupDamaged when an entry names a type the module lacks or a path it could not write."""
+def _check_entry(
+    index: int, data: Mapping[str, Any], types: Collection[str] | None, rows: Collection[int]
+) -> None:
+    """BackupDamaged when an entry names a type the module lacks, a resource the manifest's
+    table lacks, or a path it could not write."""
     path = data["path"]
     if types is not None and data["type"] not in types:
         message = f"object {index} ({path}) of {MANIFEST} has type '{data['type']}'"
         raise BackupDamaged(f"{message}, which this module does not have", url="", path=path)
+    number = data.get("resource")
+    if number is not None and number not in rows:
+        message = f"object {index} ({path}) of {MANIFEST} names resource {number}"
+        raise BackupDamaged(f"{message}, which its resources table lacks", url="", path=path)
     try:
         check_path(path)
     except PathError as exc:
@@ -191,8 +232,9 @@ def parse(data: Any, module_id: str | None, types: Collection[str] | None = None
         raise IncompleteBackup(
             f"{MANIFEST} belongs to module '{data['module']['id']}', not '{module_id}'"
         )
+    rows = {row["id"] for row in data.get("resources", [])}
     for index, entry in enumerate(data["objects"]):
-        _check_entry(index, entry, types)
+        _check_entry(index, entry, types, rows)
     entries = [Entry.from_json(entry) for entry in data["objects"]]
     return Manifest(data["taskUuid"], data["module"], data.get("items", []), entries, data)
 
@@ -240,17 +282,18 @@ async def verify(storage: Storage, entries: Sequence[Entry], concurrency: int) -
     await for_each(one, [entry.info for entry in entries], limit=concurrency)
 
 
-def resource_key(kind: ResourceType, values: Mapping[str, Any]) -> tuple[str, str]:
+Key = tuple[str, str]  # a resource's type and its identifying ctx values, as JSON
+
+
+def resource_key(kind: ResourceType, values: Mapping[str, Any]) -> Key:
     """Which resource of type kind the ctx values name (its own ctx keys and its ancestors')."""
     own = {key: values.get(key) for key in kind.ctx_keys}
     return kind.name, json.dumps(own, sort_keys=True)
 
 
-def by_resource(
-    definition: Definition, entries: Sequence[Entry]
-) -> dict[tuple[str, str], list[Entry]]:
+def by_resource(definition: Definition, entries: Sequence[Entry]) -> dict[Key, list[Entry]]:
     """The objects grouped by the resource they belong to, in their order."""
-    resources: dict[tuple[str, str], list[Entry]] = {}
+    resources: dict[Key, list[Entry]] = {}
     for entry in entries:
         key = resource_key(definition.types[entry.type], entry.values)
         resources.setdefault(key, []).append(entry)

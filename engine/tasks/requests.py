@@ -82,7 +82,8 @@ class Requests:
         items = []
         for ctx in raw:
             kind, values = self.definition.resolve_ctx(ctx, RESOURCE_ROLES)
-            items.append({"type": kind.name, "values": values})
+            depth = self.definition.depth_of(kind, ctx)
+            items.append({"type": kind.name, "values": values} | _depth(depth, kind.depth))
         _no_repeats(items)
         return items
 
@@ -105,6 +106,11 @@ class Requests:
             if scenario.types is not None and item["type"] not in scenario.types:
                 raise RequestError(f"scenario '{name}' does not apply to type '{item['type']}'")
         return scenario
+
+
+def _depth(depth: int, smallest: int) -> dict[str, int]:
+    """An item's depth, kept only where its type's smallest depth does not say it."""
+    return {} if depth == smallest else {"depth": depth}
 
 
 def _no_repeats(items: list[dict[str, Any]]) -> None:

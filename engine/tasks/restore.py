@@ -27,7 +27,8 @@ from engine.language.templating import render, render_tree
 from engine.tasks import manifest
 from engine.tasks.contents import records_of
 from engine.tasks.job import Job
-from engine.tasks.manifest import Entry, by_resource, resource_key
+from engine.tasks.lineage import Table
+from engine.tasks.manifest import Entry, Key, by_resource, resource_key
 
 POLICIES = ("skip", "overwrite", "fail")
 WINDOW = 64  # records of one object in flight at once (each write still waits for the SaaS gate)
@@ -45,12 +46,18 @@ def conflict_policy(template: str, options: Mapping[str, Any]) -> str:
     return str(policy)
 
 
-def selected(entries: Sequence[Entry], items: Sequence[Mapping[str, Any]]) -> list[Entry]:
-    """The objects that belong to the requested resources (or their descendants)."""
+def selected(
+    entries: Sequence[Entry], items: Sequence[Mapping[str, Any]], table: Table | None = None
+) -> list[Entry]:
+    """The objects that belong to the requested resources or their descendants: by the
+    manifest's resources table where an object names its row (any depth, whatever keys a
+    nested type overrides), else by ctx values (the item's values among the object's)."""
+    rows = table.below(items) if table else set()
     return [
         entry
         for entry in entries
-        if any(
+        if entry.resource in rows
+        or any(
             all(entry.values.get(key) == value for key, value in item["values"].items())
             for item in items
         )
@@ -84,13 +91,15 @@ class Restore:
         self.dry_run = bool(request.get("dryRun"))
         self.policy = conflict_policy(self.definition.restore.conflict, self.options)
         self.units = asyncio.Semaphore(job.concurrency)
-        self.remembered: dict[tuple[str, str], dict[str, Any]] = {}
+        self.remembered: dict[Key, dict[str, Any]] = {}
+        self.table = Table([])
         self.plan: dict[str, Any] = {"writes": 0, "requests": []}
 
     async def run(self) -> None:
         """Verifies, then writes back every selected object, depth by depth."""
         found = await manifest.read(self.job.storage, self.definition.id, self.definition.types)
-        entries = selected(found.entries, self.job.request["items"])
+        self.table = Table(found.resources)
+        entries = selected(found.entries, self.job.request["items"], self.table)
         await manifest.verify(self.job.storage, entries, self.job.concurrency)
         levels = self._levels(entries)
         self.journal.progress.update(done=0, total=sum(map(len, levels)))
@@ -102,15 +111,16 @@ class Restore:
             self.journal.record["dryRun"] = self.plan
 
     def _levels(self, entries: Sequence[Entry]) -> list[list[list[Entry]]]:
-        """The objects grouped by resource, the resources by depth: parents come first, and a
-        resource's objects go in the order of its backup steps (a collection before its
-        records)."""
+        """The objects grouped by resource, the resources by depth (the actual one the
+        resources table records, else the type's): parents come first, and a resource's objects
+        go in the order of its backup steps (a collection before its records)."""
         levels: dict[int, list[list[Entry]]] = {}
         for objects in by_resource(self.definition, entries).values():
             kind = self.definition.types[objects[0].type]
             steps = [step.id for step in kind.backup]
             objects.sort(key=lambda entry: steps.index(entry.step) if entry.step in steps else 0)
-            levels.setdefault(kind.depth, []).append(objects)
+            depth = self.table.depth(objects[0])
+            levels.setdefault(kind.depth if depth is None else depth, []).append(objects)
         return [levels[depth] for depth in sorted(levels)]
 
     async def _resource(self, objects: list[Entry]) -> None:
@@ -224,11 +234,18 @@ class Restore:
             pointer = f"/restore/scenarios/{self.scenario.id}/target"
             target |= render_tree(dict(self.scenario.target), names, place=pointer)
         target |= {key: value for key, value in self.target.items() if key in target}
-        for name in _lineage(self.definition.types, kind):
-            target |= self.remembered.get(
-                resource_key(self.definition.types[name], entry.values), {}
-            )
+        for key in self._ancestors(kind, entry):
+            target |= self.remembered.get(key, {})
         return target
+
+    def _ancestors(self, kind: ResourceType, entry: Entry) -> list[Key]:
+        """The resources above an object's and its own, root first: its row's parent chain in
+        the resources table, else (format 1) its type's ancestors with its ctx values."""
+        types = self.definition.types
+        rows = self.table.lineage(entry.resource)
+        if rows:
+            return [resource_key(types[row.type], row.values) for row in rows if row.type in types]
+        return [resource_key(types[name], entry.values) for name in _lineage(types, kind)]
 
     def _remember(
         self, type_name: str, values: Mapping[str, Any], found: Mapping[str, Any]
@@ -239,9 +256,10 @@ class Restore:
 
 
 def _lineage(types: Mapping[str, ResourceType], kind: ResourceType) -> list[str]:
+    """A type and its first parents up to a root, root first; stops where a type repeats."""
     chain = [kind.name]
-    while (parent := types[chain[-1]].parent) is not None:
-        chain.append(parent)
+    while (parents := types[chain[-1]].parents) and parents[0] not in chain:
+        chain.append(parents[0])
     return list(reversed(chain))
 
 

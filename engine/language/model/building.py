@@ -24,7 +24,7 @@ def build(cls: type[T], raw: Mapping[str, Any]) -> T:
     keep: str | None = getattr(cls, "KEEP", None)
     values: dict[str, Any] = {keep: raw} if keep else {}
     for spec in fields(cls):  # type: ignore[arg-type]
-        key = yaml_key(spec.name)
+        key = yaml_key(spec.name, cls)
         if spec.name == keep:
             continue
         if key in raw:
@@ -70,8 +70,12 @@ def _is_mapping(hint: Any) -> bool:
     return hint is Tree or get_origin(hint) is Mapping
 
 
-def yaml_key(name: str) -> str:
-    """A field's YAML key: its name in camelCase, a trailing underscore dropped."""
+def yaml_key(name: str, cls: type[Any] | None = None) -> str:
+    """A field's YAML key: the one its class names in ``KEYS``, else its name in camelCase, a
+    trailing underscore dropped."""
+    named: Mapping[str, str] = getattr(cls, "KEYS", {})
+    if name in named:
+        return named[name]
     head, *rest = name.rstrip("_").split("_")
     return head + "".join(word.title() for word in rest)
 

@@ -3,6 +3,7 @@ backup steps (one class per ``fetch`` kind) and restore steps."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -136,10 +137,14 @@ class RestoreStep:
 @dataclass(frozen=True)
 class ResourceType:
     """One resource type of the tree: how to list its items, map each to a resource, back it
-    up and restore it. ``name``, ``ctx_keys``, ``children`` and ``depth`` come from the tree."""
+    up and restore it. ``name``, ``ctx_keys``, ``required_keys``, ``children``, ``depth`` and
+    ``recursive`` come from the tree (engine.language.tree)."""
 
     SCHEMA: ClassVar[str] = "#/$defs/resourceType"
-    parent: str | None
+    ONE_OR_MANY: ClassVar[frozenset[str]] = frozenset({"parent"})
+    KEYS: ClassVar[Mapping[str, str]] = {"parents": "parent"}
+    parents: tuple[str, ...]  # none: a root type; itself or a type below it: a recursive tree
+    max_depth: int  # the deepest a resource of this type may be in a walk (a root is at 0)
     list: Listing
     resource: ResourceMapping
     ctx: Tree
@@ -147,6 +152,8 @@ class ResourceType:
     restore: tuple[RestoreStep, ...]
     label: str = ""  # when the YAML has none: the name, title-cased (set by the loader)
     name: str = ""
-    ctx_keys: tuple[str, ...] = ()
+    ctx_keys: tuple[str, ...] = ()  # every key a ctx may carry: its possible ancestors' and own
+    required_keys: tuple[str, ...] = ()  # the keys every ctx of it carries, whatever its parent
     children: tuple[str, ...] = ()
-    depth: int = 0
+    depth: int = 0  # the smallest depth a resource of it can have
+    recursive: bool = False  # it lies on a cycle of parents: it may nest in itself
