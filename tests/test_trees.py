@@ -15,9 +15,11 @@ from typing import Any
 
 import pytest
 import yaml
+from click.testing import CliRunner
 from starlette.testclient import TestClient
 
 from engine.api.app import create_app
+from engine.cli import main
 from engine.language.loader import build, load_module, validate
 from engine.settings import Settings
 from tests.folder_server import FolderServer, Node, chain, serve
@@ -316,3 +318,38 @@ def test_a_format_one_manifest_still_restores(api: Api, folders: FolderServer, t
     status, answer = restore(client, folders, place, ctx)
     assert (status, answer["status"], answer["errors"]) == (200, "DONE", []), answer
     assert folders.files() == {"/x/a.txt": "a\n", "/x/b.txt": "b\n"}
+
+
+def test_engine_backups_show_draws_the_recorded_tree_at_every_depth(
+    api: Api, folders: FolderServer, tmp_path: Path
+):
+    client = api()
+    place = tmp_path / "shown"
+    assert backup(client, folders, place, roots(client, folders)["d1"]["ctx"])[1]["status"] == (
+        "DONE"
+    )
+    env = {"ENGINE_STORAGE_ALLOW": str(tmp_path)}
+    result = CliRunner().invoke(main, ["backups", "show", str(place)], env=env)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    deepest = next(line for line in lines if f"entry f{DEEP}.txt:" in line)
+    assert deepest.startswith("  " * DEEP + "entry")  # below the root and nine folders
+    shown = CliRunner().invoke(main, ["backups", "du", str(place), "--json"], env=env)
+    assert json.loads(shown.output)["roots"][0]["objects"] == 2 * DEEP
+
+
+def test_a_backup_of_a_nested_folder_starts_at_the_depth_its_ctx_states(
+    api: Api, folders: FolderServer, tmp_path: Path
+):
+    client = api(lambda raw: raw["resources"]["entry"].update(maxDepth=6))
+    fifth = descend(client, folders, "d1", "d2", "d3", "d4", "d5")
+    assert fifth["ctx"]["depth"] == 4
+    status, answer = backup(client, folders, tmp_path / "nested", fifth["ctx"])
+    assert status != 200, answer  # d7 is at depth 6, what it holds at 7: past maxDepth
+    found = sorted(error["description"] for error in answer["error"]["payload"]["errors"])
+    assert [text.split(": not walked")[0] for text in found] == [
+        "entry 'd8' is at depth 7, past maxDepth 6",
+        "entry 'f7.txt' is at depth 7, past maxDepth 6",
+    ]
+    status, answer = backup(client, folders, tmp_path / "bad", fifth["ctx"] | {"depth": 0})
+    assert (status, answer["error"]["code"]) == (400, "BAD_CTX")  # entry is never a root

@@ -82,7 +82,7 @@ def ls(url: str, pairs: Sequence[str], as_json: bool) -> int:
 def show(url: str, pairs: Sequence[str], as_json: bool) -> int:
     async def work(storage: Storage) -> int:
         found = await manifest.read(storage, None)
-        roots = layout.resource_tree(found.entries)
+        roots = layout.resource_tree(found.entries, found.resources)
         if as_json:
             document = {key: value for key, value in found.raw.items() if key != "objects"}
             totals = layout.totals_of(found.entries).to_json()
@@ -101,7 +101,7 @@ def _tree(roots: Sequence[layout.Resource]) -> dict[str, Any]:
 def du(url: str, pairs: Sequence[str], as_json: bool) -> int:
     async def work(storage: Storage) -> int:
         found = await manifest.read(storage, None)
-        used = layout.usage(found.entries)
+        used = layout.usage(found.entries, found.resources)
         if as_json:
             _print({"url": storage.url, "taskUuid": found.task_uuid} | used.to_json())
         else:

@@ -1,7 +1,8 @@
 """A backup as its manifest describes it, for people: its resources as a tree (each with its
 objects and sizes), and its sizes per resource type and per root. No module definition is
-needed: a resource's ctx values hold its ancestors' (the backup adds each child's own to its
-parent's), so a resource's parent is the closest one whose values its own include."""
+needed: a format-2 manifest's resources table says each resource's parent; in a format-1 one, a
+resource's ctx values hold its ancestors' (the backup adds each child's own to its parent's), so
+its parent is the closest one whose values its own include."""
 
 from __future__ import annotations
 
@@ -72,10 +73,14 @@ class Resource:
     objects: list[Entry] = field(default_factory=list)
     children: list[Resource] = field(default_factory=list)
     own: Mapping[str, Any] = field(default_factory=dict)
+    label: str | None = None  # the name the backup mapped it to (format 2)
 
     @property
     def name(self) -> str:
-        """The type and its own values: ``collection c01``, ``event cal=a, uid=b``."""
+        """The type and its name, else its own values: ``entry a.txt``, ``collection c01``,
+        ``event cal=a, uid=b``."""
+        if self.label is not None:
+            return f"{self.type} {self.label}"
         values = [str(value) for value in self.own.values()]
         if len(values) != 1:
             values = [", ".join(f"{key}={value}" for key, value in self.own.items())]
@@ -102,8 +107,30 @@ def _key(values: Mapping[str, Any]) -> frozenset[tuple[str, str]]:
     return frozenset((key, json.dumps(value, sort_keys=True)) for key, value in values.items())
 
 
-def resource_tree(entries: Sequence[Entry]) -> list[Resource]:
-    """The backup's resources as a tree: the roots, in the manifest's order."""
+def resource_tree(
+    entries: Sequence[Entry], rows: Sequence[Mapping[str, Any]] = ()
+) -> list[Resource]:
+    """The backup's resources as a tree: the roots, in the manifest's order (of its resources
+    table, when it has one)."""
+    if not rows:
+        return _derived_tree(entries)
+    nodes = {
+        row["id"]: Resource(row["type"], dict(row["values"]), label=row["name"]) for row in rows
+    }
+    for entry in entries:
+        if entry.resource in nodes:
+            nodes[entry.resource].objects.append(entry)
+    roots: list[Resource] = []
+    for row in rows:
+        node, parent = nodes[row["id"]], nodes.get(row["parent"])
+        inherited = parent.values if parent is not None else {}
+        node.own = {k: v for k, v in node.values.items() if k not in inherited or inherited[k] != v}
+        (roots if parent is None else parent.children).append(node)
+    return roots + _derived_tree([entry for entry in entries if entry.resource not in nodes])
+
+
+def _derived_tree(entries: Sequence[Entry]) -> list[Resource]:
+    """The tree of a manifest without a resources table, from the objects' ctx values."""
     nodes: dict[tuple[str, frozenset[tuple[str, str]]], Resource] = {}
     by_values: dict[frozenset[tuple[str, str]], Resource] = {}
     for entry in entries:
@@ -153,10 +180,10 @@ class Usage:
         }
 
 
-def usage(entries: Sequence[Entry]) -> Usage:
+def usage(entries: Sequence[Entry], rows: Sequence[Mapping[str, Any]] = ()) -> Usage:
     """The sizes of a backup's objects, per type and per root."""
     types: dict[str, Totals] = {}
     for entry in entries:
         types.setdefault(entry.type, Totals()).add(entry.info)
-    roots = [(root, root.totals()) for root in resource_tree(entries)]
+    roots = [(root, root.totals()) for root in resource_tree(entries, rows)]
     return Usage(types, roots, totals_of(entries))
