@@ -181,7 +181,7 @@ def test_a_backup_of_a_tree_ten_levels_deep_stores_every_file_and_records_the_tr
     while row is not None:
         chain_names.append(row["name"])
         row = rows.get(row["parent"]) if row["parent"] is not None else None
-    assert chain_names[-1] == "top /d1"  # the requested root, named by its type and values
+    assert chain_names[-1] == "/d1"  # the requested root, named by its ctx values
     assert chain_names[:-1] == [f"f{DEEP}.txt", *[f"d{n}" for n in range(DEEP, 1, -1)]]
     assert all(entry["resource"] in rows for entry in document["objects"])
 

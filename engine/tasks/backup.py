@@ -124,7 +124,8 @@ class Backup:
         kind = self.definition.types[item["type"]]
         values = item["values"]
         depth = item.get("depth", kind.depth)
-        node = Node(resource_key(kind, values), resource_label(kind, values), values, depth)
+        name = "/".join(str(value) for value in values.values())  # the request names none
+        node = Node(resource_key(kind, values), name, values, depth)
         self.walk.add(node)
         await in_group(lambda spawn: [spawn(self._resource(kind, node, spawn, requested=True))])
 
