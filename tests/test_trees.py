@@ -353,3 +353,46 @@ def test_a_backup_of_a_nested_folder_starts_at_the_depth_its_ctx_states(
     ]
     status, answer = backup(client, folders, tmp_path / "bad", fifth["ctx"] | {"depth": 0})
     assert (status, answer["error"]["code"]) == (400, "BAD_CTX")  # entry is never a root
+
+
+def exportable(raw: dict[str, Any]) -> None:
+    raw["capabilities"]["features"] = ["EXPORT"]
+    raw["export"] = {"description": "the folders and files, plain"}
+
+
+def test_an_export_copies_every_file_at_every_depth_and_keeps_the_resources_table(
+    api: Api, folders: FolderServer, tmp_path: Path
+):
+    client = api(exportable)
+    place, copy = tmp_path / "source", tmp_path / "copy"
+    ctx = roots(client, folders)["d1"]["ctx"]
+    assert backup(client, folders, place, ctx)[1]["status"] == "DONE"
+    body = {"auth": auth(folders), "taskUuid": str(uuid.uuid4()), "storage": {"url": str(place)}}
+    status, answer = run(
+        client, "/api/export", body | {"ctx": ctx, "destination": {"url": str(copy)}}
+    )
+    assert (status, answer["status"]) == (200, "DONE"), answer
+    copied = manifest(copy)
+    assert copied["resources"] == manifest(place)["resources"]
+    for path, content in folders.files().items():
+        if path.startswith("/d1"):
+            assert (copy / f"tree{path}").read_text() == content
+    assert all("resource" in entry for entry in copied["objects"])
+
+
+def test_excluding_the_recursive_type_leaves_out_every_level_below_the_roots(
+    api: Api, folders: FolderServer, tmp_path: Path
+):
+    client = api()
+    ctx = roots(client, folders)["d1"]["ctx"]
+    status, config = call(client, "/api/config/backup", {"auth": auth(folders), "ctx": ctx})
+    assert status == 200, config
+    [rule] = config["possibleExcludes"]  # the recursive type once, not forever
+    assert (rule["id"], rule.get("subResources", [])) == ("entry", [])
+    place = tmp_path / "excluded"
+    folders.clear()
+    body = {"auth": auth(folders), "taskUuid": str(uuid.uuid4()), "storage": {"url": str(place)}}
+    status, answer = run(client, "/api/backup", body | {"ctx": ctx, "excludes": [rule]})
+    assert (status, answer["status"]) == (200, "DONE"), answer
+    assert [entry["path"] for entry in manifest(place)["objects"]] == ["tree/d1/_folder.json.zst"]
+    assert [r.query["path"] for r in folders.received("/entries")] == []
