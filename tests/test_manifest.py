@@ -295,3 +295,42 @@ def test_entries_are_grouped_by_resource_in_their_order():
         ("group", '{"bucket": "b1", "group": "g1"}'),
         ("collection", '{"bucket": "b2", "collection": "c1"}'),
     ]
+
+
+ROW = {"id": 1, "type": "bucket", "name": "b1", "values": B1, "parent": None, "depth": 0}
+
+
+def test_a_format_two_manifest_round_trips_its_resources_table_and_each_objects_row():
+    named = [Entry(e.info, e.type, e.step, e.values, e.format, e.meta, 1) for e in entries()]
+    data = json.loads(json.dumps(document(objects=[e.to_json() for e in named], resources=[ROW])))
+    found = parse(data, "shelf")
+    assert found.resources == [ROW]
+    assert [e.resource for e in found.entries] == [1] * len(named)
+    old = document(format=1)
+    del old["resources"]
+    assert parse(old, "shelf").resources == []
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        (ROW | {"extra": 1}, "at '/resources/0/extra': unknown key 'extra'"),
+        (ROW | {"depth": -1}, "at '/resources/0/depth'"),
+        (
+            {k: v for k, v in ROW.items() if k != "parent"},
+            "at '/resources/0': missing required key 'parent'",
+        ),
+    ],
+)
+def test_a_malformed_resources_row_is_an_incomplete_backup(row: Any, message: str):
+    with pytest.raises(IncompleteBackup) as caught:
+        parse(document(resources=[row]), "shelf")
+    assert message in caught.value.message
+
+
+def test_an_object_naming_a_row_the_table_lacks_is_a_damaged_backup():
+    objects = document()["objects"]
+    objects[0]["resource"] = 7
+    with pytest.raises(BackupDamaged) as caught:
+        parse(document(objects=objects, resources=[ROW]), "shelf")
+    assert "names resource 7, which its resources table lacks" in caught.value.message
