@@ -137,3 +137,22 @@ def test_checks_that_trip_over_a_part_the_schema_reported_are_skipped_not_raised
     assert problems(data, shape_ok=False) == []
     with pytest.raises((KeyError, TypeError, AttributeError)):
         problems(data, shape_ok=True)
+
+
+@pytest.mark.parametrize(
+    ("flag", "warned"),
+    [(False, False), ("false", False), (True, True), ("TRUE", True), ("{{ item.n > 0 }}", True)],
+)
+def test_has_subresources_that_can_be_true_on_a_type_without_children_is_a_warning(flag, warned):
+    data = base()
+    data["resources"]["repo"]["resource"]["hasSubresources"] = flag
+    expected = "/resources/repo/resource/hasSubresources: warning: hasSubresources can be true"
+    assert [p.startswith(expected) for p in problems(data)] == ([True] if warned else [])
+
+
+def test_a_resource_flag_that_is_no_boolean_text_or_template_is_an_error():
+    data = base()
+    data["resources"]["org"]["resource"]["canBackup"] = "yes"
+    assert problems(data) == [
+        "/resources/org/resource/canBackup: canBackup must be true, false or a template, not 'yes'"
+    ]

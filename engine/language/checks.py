@@ -296,7 +296,8 @@ class Checker:
         literal = not isinstance(value, bool) and not is_template(value)
         if literal and str(value).strip().lower() not in ("true", "false"):
             self.error(pointer, f"{key} must be true, false or a template, not {value!r}")
-        maybe_true = not literal or str(value).strip().lower() == "true"
+        text = value.strip().lower() if isinstance(value, str) else None
+        maybe_true = value is True or text == "true" or (text is not None and not literal)
         if key == "hasSubresources" and maybe_true and not self.tree.children(name):
             self.warn(pointer, f"hasSubresources can be true but type '{name}' has no child type")
 
