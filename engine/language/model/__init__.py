@@ -57,10 +57,12 @@ from engine.language.model.resources import (
     DownloadStep,
     Each,
     Listing,
+    Multipart,
     ObjectStep,
     ResourceMapping,
     ResourceType,
     RestoreStep,
+    Upload,
 )
 from engine.language.model.sections import (
     Auth,
@@ -110,6 +112,7 @@ __all__ = [
     "NoPaging",
     "OAuth2ClientCredentials",
     "OAuth2RefreshToken",
+    "Multipart",
     "ObjectStep",
     "OffsetPaging",
     "PagePaging",
@@ -120,6 +123,7 @@ __all__ = [
     "ResponseRule",
     "RestoreSection",
     "RestoreStep",
+    "Upload",
     "Retry",
     "Scenario",
     "Session",

@@ -4,7 +4,7 @@ backup steps (one class per ``fetch`` kind) and restore steps."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from engine.language.model.building import Template, Tree
 from engine.language.model.pagination import Pagination
@@ -66,6 +66,7 @@ class ObjectStep:
     to: Template
     parse: str | None
     transform: str | None
+    decode: str | None
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ class DownloadStep:
     request: Request
     meta: Tree
     to: Template
+    decode: str | None
 
     @property
     def format(self) -> str:
@@ -119,6 +121,33 @@ class Conflict:
 
 
 @dataclass(frozen=True)
+class Multipart:
+    """A multipart/form-data body: the bytes as one file part, text fields beside it."""
+
+    SCHEMA: ClassVar[str] = "#/$defs/uploadEncoded/properties/multipart"
+    file: str
+    filename: Template | None
+    content_type: Template | None
+    fields: Tree
+
+
+@dataclass(frozen=True)
+class Upload:
+    """How a restore step sends a raw object's bytes: as the body (``upload: raw``), as a
+    multipart file part, or as base64 text at a JSON pointer of the rendered body."""
+
+    SCHEMA: ClassVar[str] = "#/$defs/uploadEncoded"
+    SHORTHAND: ClassVar[dict[str, dict[str, Any]]] = {"raw": {}}
+    multipart: Multipart | None
+    base64: str | None
+
+    @property
+    def kind(self) -> str:
+        """raw, multipart or base64."""
+        return "multipart" if self.multipart else "base64" if self.base64 else "raw"
+
+
+@dataclass(frozen=True)
 class RestoreStep:
     """Writes back, one request per stored record, the objects of backup steps."""
 
@@ -131,6 +160,7 @@ class RestoreStep:
     conflict: Conflict | None
     remember: Tree
     transform: str | None
+    upload: Upload | None
 
 
 @dataclass(frozen=True)
