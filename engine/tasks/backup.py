@@ -361,7 +361,7 @@ class Backup:
         """Streams an answer into one object: decoded on the way when asked, its bytes checked
         against the checksums meta names; meta gains contentType and size (meta's own win)."""
         meta = dict(meta or {})
-        label = f"{request.method} {request.path}"
+        label = f"{request.method} {request.path} into {key.removesuffix(SUFFIX)}"
         digests = decoding.Digests(meta, label)
         async with self.job.storage.writer(key, compress=COMPRESSION) as writer:
             sink = digests.wrap(writer.write)

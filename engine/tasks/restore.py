@@ -145,8 +145,32 @@ class Restore:
         try:
             async with aclosing(records_of(self.job.storage, unit.entry)) as records:
                 await for_each_arriving(partial(self._record, unit), records, limit=WINDOW)
-        except NotText as exc:
-            self._failed(unit, exc)
+        except NotText as exc:  # an error only where a step would have written it
+            if any(self._may_write(unit, step) for _, step in unit.steps):
+                self._failed(unit, exc)
+            else:
+                unit.counts["skipped"] += 1
+
+    def _may_write(self, unit: _Unit, step: RestoreStep) -> bool:
+        """Whether a step's `when` lets an object through that has no text record (rendered
+        with record null; a `when` that cannot render so may)."""
+        if step.when is None:
+            return True
+        try:
+            return bool(render(step.when, self._names(unit, None), place="/when"))
+        except EngineError:
+            return True
+
+    def _names(self, unit: _Unit, record: Any) -> dict[str, Any]:
+        """What a restore step's templates see for one record (None: an upload's bytes)."""
+        return {
+            "settings": self.saas.settings,
+            "ctx": unit.entry.values,
+            "target": unit.target,
+            "options": self.options,
+            "record": record,
+            "meta": unit.entry.meta,
+        }
 
     async def _record(self, unit: _Unit, record: Any) -> None:
         """Writes one stored record with every restore step that takes its object."""
@@ -159,14 +183,7 @@ class Restore:
         place = f"/resources/{unit.kind.name}/restore/{index}"
         try:
             written = record if step.upload else await self._transformed(step, record, unit)
-            names = {
-                "settings": self.saas.settings,
-                "ctx": unit.entry.values,
-                "target": unit.target,
-                "options": self.options,
-                "record": written,
-                "meta": unit.entry.meta,
-            }
+            names = self._names(unit, written)
             body = self._upload(unit, step, names, place)
             outcome = (
                 "skipped"
@@ -185,8 +202,7 @@ class Restore:
     ) -> Streamed | None:
         if step.upload is None:
             return None
-        storage, request = self.job.storage, step.request
-        return uploads.body(storage, unit.entry, step.upload, request, names, place)
+        return uploads.body(self.job.storage, unit.entry, step, names, place)
 
     def _failed(self, unit: _Unit, exc: EngineError) -> None:
         error = entry_of(exc)

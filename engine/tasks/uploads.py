@@ -11,10 +11,11 @@ import copy
 import json
 import secrets
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from engine.errors import BackupDamaged, TemplateError
-from engine.language.model import Multipart, Request, Upload
+from engine.language.model import Multipart, RestoreStep
 from engine.language.templating import render, render_tree
 from engine.saas.messages import Streamed
 from engine.storage import MANIFEST, Storage
@@ -25,82 +26,78 @@ OCTETS = "application/octet-stream"
 _HOLE = "\x00engine-upload\x00"  # stands for the base64 text while the body is made JSON
 
 
+@dataclass(frozen=True)
+class _Upload:
+    """One upload being made: the object, the restore step's upload and request, the names
+    its templates see, and the step's place."""
+
+    storage: Storage
+    entry: Entry
+    step: RestoreStep
+    names: Mapping[str, Any]
+    place: str
+
+    def chunks(self) -> AsyncGenerator[bytes, None]:
+        return chunks(self.storage, self.entry)
+
+
 def body(
-    storage: Storage,
-    entry: Entry,
-    upload: Upload,
-    request: Request,
-    names: Mapping[str, Any],
-    place: str,
+    storage: Storage, entry: Entry, step: RestoreStep, names: Mapping[str, Any], place: str
 ) -> Streamed:
     """The streamed body of one upload of entry's object (place: the restore step's)."""
+    assert step.upload is not None
     if entry.format != "raw":
         raise TemplateError(
             f"upload needs a raw object (fetch: download, or format: raw), and {entry.path}"
             f" is {entry.format}",
             place=f"{place}/upload",
         )
-    return _KINDS[upload.kind](storage, entry, upload, request, names, place)
+    return _KINDS[step.upload.kind](_Upload(storage, entry, step, names, place))
 
 
-def _raw(
-    storage: Storage,
-    entry: Entry,
-    upload: Upload,
-    request: Request,
-    names: Mapping[str, Any],
-    place: str,
-) -> Streamed:
-    kind = str(entry.meta.get("contentType") or OCTETS)
-    return Streamed(lambda: chunks(storage, entry), entry.info.raw_size, {"Content-Type": kind})
+def _raw(upload: _Upload) -> Streamed:
+    kind = str(upload.entry.meta.get("contentType") or OCTETS)
+    return Streamed(upload.chunks, upload.entry.info.raw_size, {"Content-Type": kind})
 
 
-def _multipart(
-    storage: Storage,
-    entry: Entry,
-    upload: Upload,
-    request: Request,
-    names: Mapping[str, Any],
-    place: str,
-) -> Streamed:
-    spec = upload.multipart
+def _multipart(upload: _Upload) -> Streamed:
+    spec = upload.step.upload.multipart if upload.step.upload else None
     assert spec is not None
     boundary = secrets.token_hex(16)
-    head, tail = _form(spec, boundary, entry, names, f"{place}/upload/multipart")
-    size = len(head) + entry.info.raw_size + len(tail)
+    head, tail = _form(
+        spec, boundary, upload.entry, upload.names, f"{upload.place}/upload/multipart"
+    )
+    size = len(head) + upload.entry.info.raw_size + len(tail)
     fixed = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
-    return Streamed(lambda: _framed(head, chunks(storage, entry), tail), size, fixed=fixed)
+    return Streamed(lambda: _framed(head, upload.chunks(), tail), size, fixed=fixed)
 
 
-def _base64(
-    storage: Storage,
-    entry: Entry,
-    upload: Upload,
-    request: Request,
-    names: Mapping[str, Any],
-    place: str,
-) -> Streamed:
-    pointer = upload.base64
+def _base64(upload: _Upload) -> Streamed:
+    pointer = upload.step.upload.base64 if upload.step.upload else None
     assert pointer is not None
+    place = upload.place
     # a copy: a leaf that keeps its native type may be the stored meta or ctx itself
-    rendered = copy.deepcopy(render_tree(request.body, names, place=f"{place}/request/body"))
-    placed = _placed(rendered, pointer, f"{place}/upload/base64")
+    rendered = render_tree(upload.step.request.body, upload.names, place=f"{place}/request/body")
+    placed = _placed(copy.deepcopy(rendered), pointer, f"{place}/upload/base64")
     try:
         text = json.dumps(placed, ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
         said = "the body did not render to plain JSON"
         raise TemplateError(said, place=f"{place}/request/body") from exc
     head, _, tail = text.encode().partition(json.dumps(_HOLE).encode())
-    size = len(head) + 2 + 4 * -(-entry.info.raw_size // 3) + len(tail)
+    size = len(head) + 2 + 4 * -(-upload.entry.info.raw_size // 3) + len(tail)
     return Streamed(
-        lambda: _framed(head + b'"', _encoded(chunks(storage, entry)), b'"' + tail),
+        lambda: _framed(head + b'"', _encoded(upload.chunks()), b'"' + tail),
         size,
         {"Content-Type": "application/json"},
     )
 
 
-Kind = Callable[[Storage, Entry, Upload, Request, Mapping[str, Any], str], Streamed]
-_KINDS: dict[str, Kind] = {"raw": _raw, "multipart": _multipart, "base64": _base64}
+_KINDS: dict[str, Callable[[_Upload], Streamed]] = {
+    "raw": _raw,
+    "multipart": _multipart,
+    "base64": _base64,
+}
 
 
 async def chunks(storage: Storage, entry: Entry) -> AsyncGenerator[bytes, None]:
@@ -155,7 +152,7 @@ def _form(
     for name, template in spec.fields.items():
         value = render(template, names, place=f"{place}/fields/{name}")
         text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-        parts.append(f'{_disposition(name)}\r\n\r\n{text}\r\n')
+        parts.append(f"{_disposition(name)}\r\n\r\n{text}\r\n")
     default_name = entry.path.removesuffix(".zst").rsplit("/", 1)[-1]
     filename = _text(spec.filename, names, f"{place}/filename", default_name)
     default_type = str(entry.meta.get("contentType") or OCTETS)
@@ -186,9 +183,7 @@ def _text(template: Any, names: Mapping[str, Any], place: str, default: str) -> 
 
 def _placed(rendered: Any, pointer: str, place: str) -> Any:
     """The rendered body with the hole at the JSON pointer (its parent must exist)."""
-    *parents, last = [
-        part.replace("~1", "/").replace("~0", "~") for part in pointer.split("/")[1:]
-    ]
+    *parents, last = [part.replace("~1", "/").replace("~0", "~") for part in pointer.split("/")[1:]]
     node = rendered
     try:
         for part in parents:
