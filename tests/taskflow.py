@@ -616,6 +616,22 @@ def close_client(fs: Any) -> None:
 # drives a task of the module it is told.
 
 
+@contextmanager
+def module_api(folder: Path, allow: str) -> Iterator[Any]:
+    """An engine serving the module in folder in process (a TestClient, its lifespan running
+    the tasks), storage allowed under allow."""
+    # imported here: a broken engine module then fails these tests, not the helpers' import
+    from starlette.testclient import TestClient
+
+    from engine.api.app import create_app
+    from engine.language.loader import load_module
+    from engine.settings import Settings
+
+    app = create_app(load_module(folder), Settings(storage_allow=(allow,)))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client
+
+
 def run_module_task(
     client: Poster, path: str, body: dict[str, Any], module: str, *, timeout: float = 60.0
 ) -> tuple[int, Any]:

@@ -248,7 +248,10 @@ def test_config_backup_offers_exclusions_from_the_type_tree_and_the_options_form
     body = api.post("/api/config/backup", json={"auth": auth_of(seeded), "ctx": root["ctx"]}).json()
     assert [rule["id"] for rule in body["possibleExcludes"]] == ["collection", "group"]
     assert body["possibleExcludes"][0]["ctx"]["values"] == {"bucket": root["id"]}
-    assert body["possibleOptions"]["payload"] == {"with_permissions": "permissions"}
+    assert body["possibleOptions"]["payload"] == {
+        "with_permissions": "permissions",
+        "with_attachments": "attachments",
+    }
 
 
 def test_restore_scenarios_filter_by_type_and_config_gives_their_options(api, seeded):

@@ -64,6 +64,7 @@ REQUIRED: dict[type[Any], dict[str, Any]] = {
     },
     model.DownloadStep: {"fetch": "download", "id": "d", "request": {"path": "/"}, "to": "d"},
     model.Conflict: {"status": [412]},
+    model.Multipart: {"file": "attachment"},
     model.RestoreStep: {"from": "o", "request": {"path": "/"}},
     model.ResourceType: {"list": {"request": {"path": "/"}}, "resource": {"name": "n"}},
     model.Choice: {"label": "A", "value": "a"},
@@ -134,3 +135,17 @@ def test_every_shipped_module_loads_into_the_model(folder: Path):
     assert definition.identity.id
     for kind in definition.types.values():
         assert kind.label and isinstance(kind.list, model.Listing)
+
+
+def test_an_upload_is_raw_by_its_word_or_multipart_or_base64_by_its_one_key():
+    def upload(value: Any) -> Any:
+        step = build(model.RestoreStep, REQUIRED[model.RestoreStep] | {"upload": value})
+        return step.upload
+
+    assert upload("raw").kind == "raw"
+    multipart = upload({"multipart": {"file": "attachment"}})
+    assert multipart.kind == "multipart"
+    assert multipart.multipart.file == "attachment"
+    assert multipart.multipart.fields == {}
+    assert upload({"base64": "/data/content"}).base64 == "/data/content"
+    assert build(model.RestoreStep, REQUIRED[model.RestoreStep]).upload is None

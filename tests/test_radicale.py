@@ -29,6 +29,7 @@ from tests.taskflow import (
     assert_same,
     json_documents,
     local_backend,
+    module_api,
     new_uuid,
     post,
     readable,
@@ -100,12 +101,7 @@ def area(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
 @pytest.fixture(scope="module")
 def api(area: Backend) -> Iterator[TestClient]:
     """The engine serving modules/radicale in process (its lifespan runs the tasks)."""
-    from engine.api.app import create_app
-    from engine.language.loader import load_module
-    from engine.settings import Settings
-
-    app = create_app(load_module(MODULE), Settings(storage_allow=(area.allow,)))
-    with TestClient(app, raise_server_exceptions=False) as client:
+    with module_api(MODULE, area.allow) as client:
         yield client
 
 

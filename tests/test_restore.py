@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from engine.errors import BackupDamaged, RequestError, TemplateError
+from engine.errors import BackupDamaged, NotText, RequestError, TemplateError
 from engine.storage import CHUNK_SIZE
 from engine.tasks.restore import conflict_policy, records_of, selected
 from tests.taskparts import entry, memory_storage, write_object
@@ -121,11 +121,11 @@ async def test_a_raw_object_is_one_text_record():
     assert await records(text.encode(), "raw") == [text]
 
 
-async def test_a_raw_object_that_is_not_utf8_is_a_damaged_backup_naming_it():
-    with pytest.raises(BackupDamaged) as caught:
+async def test_a_raw_object_that_is_not_utf8_is_no_text_record_and_the_error_says_upload():
+    with pytest.raises(NotText) as caught:
         await records(b"\xff\xfe binary", "raw")
-    assert caught.value.message == "the backup is damaged: b1/records.raw.zst is not UTF-8 text"
-    assert caught.value.path == "b1/records.raw.zst"
+    assert caught.value.message.startswith("b1/records.raw.zst is not UTF-8 text")
+    assert "`upload`" in caught.value.message
 
 
 @pytest.mark.parametrize(

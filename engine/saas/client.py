@@ -36,7 +36,9 @@ from engine.saas.gate import Gate, Pass
 from engine.saas.messages import (
     AUTH_STATUSES,
     Answer,
+    Downloaded,
     Outgoing,
+    Streamed,
     check_headers,
     check_status,
     merge_headers,
@@ -184,10 +186,13 @@ class Saas:
         place: str,
         params: Mapping[str, Any] | None = None,
         accept: Collection[int] = (),
+        body: Streamed | None = None,
     ) -> Answer:
         """Renders and sends a request spec (method, path, query, headers, body). An error
-        status in ``accept`` is answered, not raised (a conflict the caller handles)."""
-        out = self._prepare(spec, names, place, params)
+        status in ``accept`` is answered, not raised (a conflict the caller handles). A
+        ``body`` streams in place of the spec's: each attempt opens it anew, so the retry
+        policy repeats such a request as any other (a POST not after a timeout or a drop)."""
+        out = self._prepare(spec, names, place, params, body)
         return await self._exchange(out, accept=accept, rules=spec.responses + self.rules)
 
     async def download(
@@ -197,10 +202,11 @@ class Saas:
         sink: Callable[[bytes], Awaitable[None]],
         *,
         place: str,
-    ) -> int:
+    ) -> Downloaded:
         """Sends a request and streams its answer's body into ``sink``, chunk by chunk, without
-        holding it whole; returns the byte count. Attempts are repeated until the body starts
-        flowing; a failure after that is the caller's (the object is discarded)."""
+        holding it whole; returns the byte count and Content-Type. Attempts are repeated until
+        the body starts flowing; a failure after that is the caller's (the object is
+        discarded)."""
         out = self._prepare(spec, names, place, None)
         rules = spec.responses + self.rules
 
@@ -224,7 +230,7 @@ class Saas:
             finally:
                 await response.aclose()
         log.debug("saas %s -> streamed %d bytes", out.label, count)
-        return count
+        return Downloaded(count, response.headers.get("Content-Type"))
 
     def _prepare(
         self,
@@ -232,6 +238,7 @@ class Saas:
         names: Mapping[str, Any],
         place: str,
         params: Mapping[str, Any] | None,
+        body: Streamed | None = None,
     ) -> Outgoing:
         method = spec.method
         label = f"{method} {spec.path}"
@@ -240,12 +247,25 @@ class Saas:
         query = {key: value for key, value in query.items() if value is not None} | dict(
             params or {}
         )
-        content, body_headers = rendered_body(spec, names, place)
-        headers = merge_headers(body_headers, self._request_headers(spec, names, place))
-        url = self._within_origin(self.base + path, label, "the request path")
+        own = self._request_headers(spec, names, place)
+        content: bytes | Streamed | None = body
+        if body is None:
+            content, body_headers = rendered_body(spec, names, place)
+            headers = merge_headers(body_headers, own)
+        else:
+            length = {"Content-Length": str(body.length)}
+            headers = merge_headers(body.headers, own, body.fixed, length)
+        url = self._within_origin(self._url(path), label, "the request path")
         return Outgoing(method, url, label, query, headers, content)
 
-    def _build(self, out: Outgoing, applied: Applied) -> httpx.Request:
+    def _url(self, path: str) -> str:
+        """A path below the base URL; or, when it is an absolute URL (a download location
+        the SaaS gave), that URL, which must then stay at the base URL's origin."""
+        return path if path.startswith(("http://", "https://")) else self.base + path
+
+    def _build(
+        self, out: Outgoing, applied: Applied, content: bytes | AsyncIterator[bytes] | None
+    ) -> httpx.Request:
         headers = merge_headers(self.headers, applied.headers, out.headers)
         check_headers(out.label, headers)
         query = dict(applied.query) | dict(out.query)
@@ -255,7 +275,7 @@ class Saas:
             out.url,
             params=params or None,
             headers=headers,
-            content=out.content,
+            content=content,
             cookies=self.cookies,
             timeout=self.timeout,
         )
@@ -343,8 +363,10 @@ class Saas:
             if self.shared.limiter is not None:
                 await self.shared.limiter.acquire()
             applied = await self.credential.apply() if credential else Applied()
-            with _translated(out.label):
-                response = await self.pool.send(self._build(out, applied), stream=stream)
+            async with _opened(out.content) as content:
+                with _translated(out.label):
+                    request = self._build(out, applied, content)
+                    response = await self.pool.send(request, stream=stream)
             self.cookies.extract_cookies(response)
             if (
                 not credential
@@ -400,6 +422,24 @@ async def _tell(admitted: Pass, response: httpx.Response) -> None:
         admitted.throttled()
     elif response.status_code < 500:
         await admitted.succeeded()
+
+
+@asynccontextmanager
+async def _opened(
+    content: bytes | Streamed | None,
+) -> AsyncIterator[bytes | AsyncIterator[bytes] | None]:
+    """The content of one attempt: a streamed body opened anew (and closed after the attempt,
+    however it ends: its source is read no further), anything else as it is."""
+    if not isinstance(content, Streamed):
+        yield content
+        return
+    stream = content.open()
+    try:
+        yield stream
+    finally:
+        closing = getattr(stream, "aclose", None)
+        if closing is not None:
+            await closing()
 
 
 @contextmanager

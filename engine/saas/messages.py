@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -57,6 +57,27 @@ class Answer:
 
 
 @dataclass(frozen=True)
+class Downloaded:
+    """What a download streamed: its byte count and the answer's Content-Type (None without)."""
+
+    size: int
+    content_type: str | None
+
+
+@dataclass(frozen=True)
+class Streamed:
+    """A request body streamed from elsewhere (a stored object), never held whole: ``open()``
+    starts it anew for each attempt, so a retried request re-reads it from its source.
+    ``headers`` are defaults the request's own headers override; ``fixed`` are what the body
+    needs whatever they say (a multipart boundary); Content-Length is ``length``."""
+
+    open: Callable[[], AsyncIterator[bytes]]
+    length: int
+    headers: Mapping[str, str] = field(default_factory=dict)
+    fixed: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Outgoing:
     """A rendered request, ready to send."""
 
@@ -65,7 +86,7 @@ class Outgoing:
     label: str
     query: Mapping[str, Any]
     headers: Mapping[str, str]
-    content: bytes | None
+    content: bytes | Streamed | None
 
 
 def merge_headers(*layers: Mapping[str, Any]) -> dict[str, str]:

@@ -9,7 +9,7 @@ import json
 from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping
 from contextlib import aclosing
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 from engine.clock import iso
 from engine.concurrently import Spawn, for_each, for_each_arriving, gather, in_group
@@ -38,7 +38,7 @@ from engine.saas.client import Saas
 from engine.saas.mapping import map_item
 from engine.saas.messages import Answer
 from engine.storage import ObjectInfo, Writer, check_path
-from engine.tasks import manifest
+from engine.tasks import decoding, manifest
 from engine.tasks.job import Job
 from engine.tasks.lineage import Node, Walk
 from engine.tasks.manifest import Entry, resource_key
@@ -240,8 +240,7 @@ class Backup:
             if await self._already_done(key):
                 return
             async with self.units:
-                info = await _FETCHERS[type(step)](self, step, values, item, key, place)
-            meta = self._meta(step, values, item, place)
+                info, meta = await _FETCHERS[type(step)](self, step, values, item, key, place)
         except (SaasAuthError, StorageError):
             raise
         except Ignored:  # a response rule: nothing to store for this unit
@@ -276,9 +275,9 @@ class Backup:
         return False
 
     def _meta(
-        self, step: BackupStep, values: Mapping[str, Any], item: Any, place: str
+        self, step: DownloadStep, values: Mapping[str, Any], item: Any, place: str
     ) -> dict[str, Any]:
-        if not isinstance(step, DownloadStep) or not step.meta:
+        if not step.meta:
             return {}
         meta = render_tree(dict(step.meta), {"ctx": values, "item": item}, place=f"{place}/meta")
         return dict(meta)
@@ -306,10 +305,11 @@ class Backup:
         item: Any,
         key: str,
         place: str,
-    ) -> ObjectInfo:
+    ) -> Stored:
         names = {"settings": self.saas.settings, "ctx": values, "options": self.options}
         if step.format == "raw":
-            return await self._stream(step.request, names, key, place)
+            picked = _picker(step, place)
+            return await self._stream(step.request, names, key, place, decode=picked)
         answer = await self.saas.send(step.request, names, place=f"{place}/request")
         data = await self._picked(step.parse, step.select, answer, values)
         [data] = await self._transformed(step, [data], values) or [None]
@@ -318,7 +318,7 @@ class Backup:
         async with self.job.storage.writer(key, compress=COMPRESSION) as writer:
             await writer.write(json.dumps(data, ensure_ascii=False).encode())
             writer.records = 1
-        return writer.info
+        return writer.info, {}
 
     async def _collection(
         self,
@@ -327,7 +327,7 @@ class Backup:
         item: Any,
         key: str,
         place: str,
-    ) -> ObjectInfo:
+    ) -> Stored:
         names = {"settings": self.saas.settings, "ctx": values}
         as_array = step.format == "json"
         async with self.job.storage.writer(key, compress=COMPRESSION) as writer:
@@ -341,7 +341,7 @@ class Backup:
                 await _write_records(writer, records, as_array=as_array)
             if as_array:
                 await writer.write(b"]")
-        return writer.info
+        return writer.info, {}
 
     async def _each(
         self, each: Each, values: Mapping[str, Any], page: list[Any], place: str
@@ -390,17 +390,40 @@ class Backup:
         item: Any,
         key: str,
         place: str,
-    ) -> ObjectInfo:
+    ) -> Stored:
         names = {"settings": self.saas.settings, "ctx": values, "options": self.options}
-        return await self._stream(step.request, names | {"item": item}, key, place)
+        meta = self._meta(step, values, item, place)
+        decode = _base64 if step.decode else None
+        names = names | {"item": item}
+        return await self._stream(step.request, names, key, place, decode=decode, meta=meta)
 
     async def _stream(
-        self, request: Request, names: Mapping[str, Any], key: str, place: str
-    ) -> ObjectInfo:
+        self,
+        request: Request,
+        names: Mapping[str, Any],
+        key: str,
+        place: str,
+        *,
+        decode: Decoder | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> Stored:
+        """Streams an answer into one object: decoded on the way when asked, its bytes checked
+        against the checksums meta names; meta gains contentType and size (meta's own win)."""
+        meta = dict(meta or {})
+        label = f"{request.method} {request.path} into {key.removesuffix(SUFFIX)}"
+        digests = decoding.Digests(meta, label)
         async with self.job.storage.writer(key, compress=COMPRESSION) as writer:
-            await self.saas.download(request, names, writer.write, place=f"{place}/request")
+            sink = digests.wrap(writer.write)
+            decoder = decode(sink, label) if decode else None
+            got = await self.saas.download(
+                request, names, decoder or sink, place=f"{place}/request"
+            )
+            if decoder is not None:
+                decoder.close()
+            digests.check()
             writer.records = 1
-        return writer.info
+        recorded = {"contentType": got.content_type, "size": writer.info.raw_size}
+        return writer.info, {k: v for k, v in recorded.items() if v is not None} | meta
 
 
 async def _listed_items(
@@ -424,7 +447,40 @@ async def _write_records(writer: Writer, records: list[Any], *, as_array: bool) 
     writer.records += len(records)
 
 
-Fetcher = Callable[[Backup, Any, Mapping[str, Any], Any, str, str], Coroutine[Any, Any, ObjectInfo]]
+def _base64(sink: decoding.Sink, label: str) -> decoding.Base64:
+    return decoding.Base64(sink, label)
+
+
+def _picker(step: ObjectStep, place: str) -> Decoder | None:
+    """How a raw object step decodes its answer: with decode, the base64 string its select
+    picks, stream-parsed (select must then be a plain path)."""
+    if step.decode is None:
+        return None
+    path = decoding.field_path(step.select)
+    if path is None:
+        raise SaasError(
+            f"{place}/select: with decode, select must be a plain path of keys and [n] indexes"
+            f" (or @), not '{step.select}'"
+        )
+
+    def picked(sink: decoding.Sink, label: str) -> decoding.StringField:
+        text = decoding.Base64(sink, label)
+        return decoding.StringField(path, text, label, text.close)
+
+    return picked
+
+
+class _Decoding(Protocol):
+    """A sink decoding what it is fed; close() raises when the answer ended too soon."""
+
+    async def __call__(self, data: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+
+Decoder = Callable[[decoding.Sink, str], _Decoding]
+Stored = tuple[ObjectInfo, dict[str, Any]]  # the object, and the meta the manifest keeps
+Fetcher = Callable[[Backup, Any, Mapping[str, Any], Any, str, str], Coroutine[Any, Any, Stored]]
 # each backup step kind of the model and how it fetches its object
 _FETCHERS: dict[type[Any], Fetcher] = {
     ObjectStep: Backup._object,

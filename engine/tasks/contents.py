@@ -1,6 +1,7 @@
 """What a backup's stored object holds, read back: its records (JSON Lines one by one, a JSON
 array item by item, any other JSON value or a raw text object as one record), as restore writes
-them back and `engine backups verify` counts them."""
+them back and `engine backups verify` counts them. (A raw object's bytes, as restore uploads
+them, are streamed by engine.tasks.uploads instead.)"""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import json
 from collections.abc import AsyncGenerator, AsyncIterable
 from typing import Any
 
-from engine.errors import BackupDamaged
+from engine.errors import BackupDamaged, NotText
 from engine.storage import Storage
 from engine.tasks import manifest
 from engine.tasks.manifest import Entry
@@ -24,7 +25,8 @@ async def records_of(storage: Storage, entry: Entry) -> AsyncGenerator[Any, None
 
 async def parsed(entry: Entry, chunks: AsyncIterable[bytes], url: str) -> AsyncGenerator[Any, None]:
     """The records in entry's decompressed bytes, arriving in chunks (url: where the backup
-    is, for errors); BackupDamaged naming the object when one is not JSON (or raw not text)."""
+    is, for errors); BackupDamaged naming the object when one is not JSON, NotText when a raw
+    one is not UTF-8 text (the object is intact: it needs an upload)."""
     if entry.format == "jsonl":
         rest = b""
         async for chunk in chunks:
@@ -41,7 +43,10 @@ async def parsed(entry: Entry, chunks: AsyncIterable[bytes], url: str) -> AsyncG
         try:
             yield whole.decode()
         except UnicodeDecodeError as exc:
-            raise _damaged(entry, url, "is not UTF-8 text") from exc
+            raise NotText(
+                f"{entry.path} is not UTF-8 text: a restore step writes such an object with"
+                " `upload`, not as a text record"
+            ) from exc
         return
     data = _parsed(whole, entry, url)
     for record in data if isinstance(data, list) else [data]:

@@ -16,6 +16,7 @@ from engine.concurrently import for_each, for_each_arriving
 from engine.errors import (
     EngineError,
     Ignored,
+    NotText,
     RequestError,
     SaasAuthError,
     SaasError,
@@ -24,7 +25,8 @@ from engine.errors import (
 )
 from engine.language.model import Request, ResourceType, RestoreStep, Scenario
 from engine.language.templating import render, render_tree
-from engine.tasks import manifest
+from engine.saas.messages import Streamed
+from engine.tasks import manifest, uploads
 from engine.tasks.contents import records_of
 from engine.tasks.job import Job
 from engine.tasks.lineage import Table
@@ -133,43 +135,90 @@ class Restore:
             return
         kind = self.definition.types[entry.type]
         steps = [(i, step) for i, step in enumerate(kind.restore) if entry.step in step.from_]
+        texts = [(index, step) for index, step in steps if step.upload is None]
         async with self.units:
-            unit = _Unit(kind, entry, steps, self._target(kind, entry))
-            async with aclosing(records_of(self.job.storage, entry)) as records:
-                await for_each_arriving(partial(self._record, unit), records, limit=WINDOW)
+            unit = _Unit(kind, entry, texts, self._target(kind, entry))
+            for index, step in steps:
+                if step.upload is not None:  # one write of the object's bytes, streamed
+                    await self._step(unit, index, step, None)
+            if texts:
+                await self._records(unit)
         self._remember(kind.name, entry.values, unit.remembered)
         self.journal.progress["bytes"] += entry.info.size
         if not self.dry_run:
             done = unit.counts | {"type": kind.name, "values": dict(entry.values)}
             await self.journal.unit(entry.path, done | {"remember": unit.remembered})
 
+    async def _records(self, unit: _Unit) -> None:
+        """Writes the object's records back, a window at a time; an object that cannot be
+        read as records (binary bytes without an upload) is one failure, nothing written."""
+        try:
+            async with aclosing(records_of(self.job.storage, unit.entry)) as records:
+                await for_each_arriving(partial(self._record, unit), records, limit=WINDOW)
+        except NotText as exc:  # an error only where a step would have written it
+            if any(self._may_write(unit, step) for _, step in unit.steps):
+                self._failed(unit, exc)
+            else:
+                unit.counts["skipped"] += 1
+
+    def _may_write(self, unit: _Unit, step: RestoreStep) -> bool:
+        """Whether a step's `when` lets an object through that has no text record (rendered
+        with record null; a `when` that cannot render so may)."""
+        if step.when is None:
+            return True
+        try:
+            return bool(render(step.when, self._names(unit, None), place="/when"))
+        except EngineError:
+            return True
+
+    def _names(self, unit: _Unit, record: Any) -> dict[str, Any]:
+        """What a restore step's templates see for one record (None: an upload's bytes)."""
+        return {
+            "settings": self.saas.settings,
+            "ctx": unit.entry.values,
+            "target": unit.target,
+            "options": self.options,
+            "record": record,
+            "meta": unit.entry.meta,
+        }
+
     async def _record(self, unit: _Unit, record: Any) -> None:
         """Writes one stored record with every restore step that takes its object."""
         for index, step in unit.steps:
-            place = f"/resources/{unit.kind.name}/restore/{index}"
-            try:
-                written = await self._transformed(step, record, unit)
-                names = {
-                    "settings": self.saas.settings,
-                    "ctx": unit.entry.values,
-                    "target": unit.target,
-                    "options": self.options,
-                    "record": written,
-                    "meta": unit.entry.meta,
-                }
-                outcome = (
-                    "skipped"
-                    if written is None
-                    else await self._write(step, names, place, unit.remembered)
-                )
-            except (SaasAuthError, StorageError):
-                raise
-            except EngineError as exc:
-                error = entry_of(exc)
-                error["resource"] = f"{unit.kind.name} {unit.entry.path}"
-                self.journal.error(error)
-                outcome = "failed"
-            unit.counts[outcome] += 1
+            await self._step(unit, index, step, record)
+
+    async def _step(self, unit: _Unit, index: int, step: RestoreStep, record: Any) -> None:
+        """One write of a step: a record (transformed), or with an upload the object's bytes
+        (record None)."""
+        place = f"/resources/{unit.kind.name}/restore/{index}"
+        try:
+            written = record if step.upload else await self._transformed(step, record, unit)
+            names = self._names(unit, written)
+            body = self._upload(unit, step, names, place)
+            outcome = (
+                "skipped"
+                if written is None and body is None
+                else await self._write(step, names, place, unit.remembered, body=body)
+            )
+        except (SaasAuthError, StorageError):
+            raise
+        except EngineError as exc:
+            self._failed(unit, exc)
+            return
+        unit.counts[outcome] += 1
+
+    def _upload(
+        self, unit: _Unit, step: RestoreStep, names: Mapping[str, Any], place: str
+    ) -> Streamed | None:
+        if step.upload is None:
+            return None
+        return uploads.body(self.job.storage, unit.entry, step, names, place)
+
+    def _failed(self, unit: _Unit, exc: EngineError) -> None:
+        error = entry_of(exc)
+        error["resource"] = f"{unit.kind.name} {unit.entry.path}"
+        self.journal.error(error)
+        unit.counts["failed"] += 1
 
     async def _transformed(self, step: RestoreStep, record: Any, unit: _Unit) -> Any:
         """The record as the step's transform hook changes it (None: not written)."""
@@ -189,6 +238,8 @@ class Restore:
         names: Mapping[str, Any],
         place: str,
         remembered: dict[str, Any],
+        *,
+        body: Streamed | None = None,
     ) -> str:
         if step.when is not None and not render(step.when, names, place=f"{place}/when"):
             return "skipped"
@@ -201,7 +252,9 @@ class Restore:
             return "written"
         statuses = conflict.status if conflict is not None else ()
         try:
-            answer = await self.saas.send(request, names, place=f"{place}/request", accept=statuses)
+            answer = await self.saas.send(
+                request, names, place=f"{place}/request", accept=statuses, body=body
+            )
         except Ignored:  # a response rule: the write is not needed
             return "skipped"
         if answer.status in statuses:

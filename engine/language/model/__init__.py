@@ -57,10 +57,12 @@ from engine.language.model.resources import (
     DownloadStep,
     Each,
     Listing,
+    Multipart,
     ObjectStep,
     ResourceMapping,
     ResourceType,
     RestoreStep,
+    Upload,
 )
 from engine.language.model.sections import (
     Auth,
@@ -105,6 +107,7 @@ __all__ = [
     "Identity",
     "LinkPaging",
     "Listing",
+    "Multipart",
     "NextUrlPaging",
     "NoCredentials",
     "NoPaging",
@@ -126,6 +129,7 @@ __all__ = [
     "Template",
     "Timeouts",
     "Tree",
+    "Upload",
     "build",
     "convert",
     "schema_defaults",

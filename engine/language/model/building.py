@@ -50,6 +50,8 @@ def convert(hint: Any, value: Any) -> Any:
         item = get_args(hint)[0]
         return tuple(convert(item, one) for one in value or ())
     if is_dataclass(hint) and isinstance(hint, type):
+        if isinstance(value, str):  # a word standing for a mapping (`upload: raw`)
+            value = getattr(hint, "SHORTHAND", {})[value]
         return build(hint, value or {})
     if value is None and _is_mapping(hint):
         return {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from engine.language.model.building import Template, Tree
 from engine.language.model.pagination import Pagination
@@ -67,6 +67,7 @@ class ObjectStep:
     to: Template
     parse: str | None
     transform: str | None
+    decode: str | None
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ class DownloadStep:
     request: Request
     meta: Tree
     to: Template
+    decode: str | None
 
     @property
     def format(self) -> str:
@@ -120,6 +122,33 @@ class Conflict:
 
 
 @dataclass(frozen=True)
+class Multipart:
+    """A multipart/form-data body: the bytes as one file part, text fields beside it."""
+
+    SCHEMA: ClassVar[str] = "#/$defs/uploadEncoded/properties/multipart"
+    file: str
+    filename: Template | None
+    content_type: Template | None
+    fields: Tree
+
+
+@dataclass(frozen=True)
+class Upload:
+    """How a restore step sends a raw object's bytes: as the body (``upload: raw``), as a
+    multipart file part, or as base64 text at a JSON pointer of the rendered body."""
+
+    SCHEMA: ClassVar[str] = "#/$defs/uploadEncoded"
+    SHORTHAND: ClassVar[dict[str, dict[str, Any]]] = {"raw": {}}
+    multipart: Multipart | None
+    base64: str | None
+
+    @property
+    def kind(self) -> str:
+        """raw, multipart or base64."""
+        return "multipart" if self.multipart else "base64" if self.base64 else "raw"
+
+
+@dataclass(frozen=True)
 class RestoreStep:
     """Writes back, one request per stored record, the objects of backup steps."""
 
@@ -132,6 +161,7 @@ class RestoreStep:
     conflict: Conflict | None
     remember: Tree
     transform: str | None
+    upload: Upload | None
 
 
 @dataclass(frozen=True)
