@@ -613,9 +613,15 @@ def _wsgidav_config(port: int, root: Path, users: Mapping[str, str]) -> str:
     return json.dumps(config, indent=2)
 
 
-def start_webdav(workdir: Path, users: Mapping[str, str]) -> Server:
-    """Start WsgiDAV (cheroot) serving a new empty folder, basic auth for users; the folder is
-    `<server folder>/files` (what a test may read to compare)."""
+@dataclass
+class WebdavServer(Server):
+    """A WebDAV server: root is the folder it serves (tests read and seed it directly)."""
+
+    root: Path
+
+
+def start_webdav(workdir: Path, users: Mapping[str, str]) -> WebdavServer:
+    """Start WsgiDAV (cheroot) serving a new empty folder, with basic auth for users."""
     venv = ensure_peer("webdav")
     port = free_port()
     folder = _server_dir(workdir, "webdav", port)
@@ -625,7 +631,7 @@ def start_webdav(workdir: Path, users: Mapping[str, str]) -> Server:
     config.write_text(_wsgidav_config(port, root, users))
     config.chmod(0o600)  # it holds the passwords
     url = f"http://{HOST}:{port}"
-    return start_process(
+    server = start_process(
         "webdav",
         [venv / "bin" / "wsgidav", "--config", config],
         url=url,
@@ -633,6 +639,9 @@ def start_webdav(workdir: Path, users: Mapping[str, str]) -> Server:
         log_path=folder / "webdav.log",
         cwd=folder,
     )
+    webdav = WebdavServer(server.name, server.process, server.url, server.log_path, root)
+    _running.add(webdav)
+    return webdav
 
 
 def start_moto(workdir: Path) -> Server:

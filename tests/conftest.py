@@ -165,3 +165,16 @@ def oidc_kinto(
     folder = tmp_path_factory.mktemp("kinto")
     with servers.start_kinto(folder, paginate_by=10, oidc=idp.oidc) as server:
         yield server
+
+
+# --------------------------------------------------------------------------- WebDAV
+WEBDAV_USER = ("dav-user", "Dav-Pass-Secret-5813")  # distinctive, so a leak shows anywhere
+
+
+@pytest.fixture(scope="session")
+def webdav(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.WebdavServer]:
+    """A WsgiDAV shared by the session (basic auth, WEBDAV_USER): tests work in top folders of
+    their own (its root on disk is `webdav.root`)."""
+    user, password = WEBDAV_USER
+    with servers.start_webdav(tmp_path_factory.mktemp("webdav"), {user: password}) as server:
+        yield server
