@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bench.core import Benchmark, Context, chart, machine, table, write_section
 
-BENCHMARKS = ("authoring", "records", "restore", "api", "binaries", "small")  # run order
+BENCHMARKS = ("authoring", "records", "restore", "api", "binaries", "small", "files")  # run order
 
 
 def load(name: str) -> Benchmark:

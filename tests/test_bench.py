@@ -177,3 +177,17 @@ def test_the_delay_proxy_holds_every_answer_its_delay(tmp_path: Path):
             took = time.perf_counter() - began
             assert answer.status_code == 200 and answer.json()["id"] == "n00002"
             assert (took >= 0.3) == (url == proxy.url), (url, took)
+
+
+@pytest.mark.e2e
+def test_files_backs_a_file_up_from_webdav_and_restores_it_beside_the_direct_script(
+    tmp_path: Path,
+):
+    from bench import files
+
+    figures = files.run(smoke(tmp_path))
+    assert [f.unit for f in figures] == ["MB/s", "MB/s", "MiB"]
+    assert all_positive(figures) and all(f.baseline is not None for f in figures)
+    assert [f.target for f in figures] == [0.9, 0.9, 1.2]
+    assert figures[2].limit == 200 and not figures[2].higher
+    assert not any(tmp_path.rglob("*.bin")), "the generated files are removed"
