@@ -219,6 +219,7 @@ class Writer:
         self._upload: Upload | None = None
         self._buffer = bytearray()
         self._lane = _Lane(place.endpoint)
+        self._sending: asyncio.Task[None] | None = None
         self._info: ObjectInfo | None = None
 
     @property
@@ -231,7 +232,9 @@ class Writer:
         return self
 
     async def write(self, data: bytes) -> None:
-        """Add data; every CHUNK_SIZE bytes go to a worker thread to be compressed and sent."""
+        """Add data; every CHUNK_SIZE bytes go to a worker thread to be compressed and sent,
+        while the next chunk is gathered (one chunk in flight: memory stays bounded, and the
+        SaaS download overlaps the compression)."""
         self._buffer += data
         if len(self._buffer) >= CHUNK_SIZE:
             await self._flush()
@@ -254,14 +257,24 @@ class Writer:
             raise
 
     async def _flush(self) -> None:
+        await self._sent()
         if not self._buffer:
             return
         chunk, self._buffer = self._buffer, bytearray()
         if self._upload is None:
             await self._begin(chunk, whole=False)
             return
+        self._sending = asyncio.ensure_future(self._send(self._upload, chunk))
+
+    async def _send(self, upload: Upload, chunk: bytearray) -> None:
         with self._place.guard("write"):
-            await self._lane.run(self._upload.write, chunk)
+            await self._lane.run(upload.write, chunk)
+
+    async def _sent(self) -> None:
+        """Waits for the chunk in flight; its failure is raised here."""
+        sending, self._sending = self._sending, None
+        if sending is not None:
+            await sending
 
     async def _begin(self, first: bytearray, *, whole: bool) -> None:
         """Opens the object with its first chunk in one worker-thread call (opened lazily, so
@@ -278,6 +291,7 @@ class Writer:
             await self._begin(self._buffer, whole=True)
         else:
             await self._flush()
+            await self._sent()
         upload = self._upload
         assert upload is not None
         if upload.committed is None:
@@ -289,12 +303,22 @@ class Writer:
         self._info = ObjectInfo(relative, size, sha256, raw_size, self._compression, self.records)
 
     async def _abandon(self) -> None:
+        sending, self._sending = self._sending, None
+        if sending is not None:  # its thread, once started, is the lane's last call: waited for
+            sending.cancel()
+            sending.add_done_callback(_retrieved)
         upload = self._upload
         discard = _discard if upload is None else lambda opened: upload.discard()
         # shielded: a second cancellation must not skip the discard; a discard that times out
         # must not hide the error on its way up (the object was never committed)
         with suppress(StorageError):  # Deadline among them
             await asyncio.shield(self._lane.last(discard))
+
+
+def _retrieved(task: asyncio.Task[None]) -> None:
+    """Marks an abandoned send's failure as seen (the object is discarded anyway)."""
+    if not task.cancelled():
+        task.exception()
 
 
 class Reader(Closable["Reader"]):

@@ -76,4 +76,3 @@ def properties(answer: Answer, ctx: dict[str, Any]) -> dict[str, Any]:
     if found["path"] != ctx["path"]:
         raise ValueError(f"asked for {ctx['path']!r}, the server answered {found['path']!r}")
     return found
-
