@@ -353,13 +353,13 @@ def test_answers_that_are_not_dav_xml_fail_the_parse_hooks_with_hook_failed_nami
     )
     errors = task_record(place, backup[1]["error"]["payload"]["taskUuid"])["errors"]
     hooks = sorted(
-        (error["resource"], error["description"].split(" (")[0])
+        (error["resourceType"], error["resource"], error["description"].split(" (")[0])
         for error in errors
         if error["code"] == "HOOK_FAILED"
     )
     assert hooks == [
-        ("calendar cal000", "hook 'collection_properties'"),
-        ("calendar cal000", "hook 'items'"),
+        ("calendar", "cal000", "hook 'collection_properties'"),
+        ("calendar", "cal000", "hook 'items'"),
     ], errors
     assert api.get("/healthz").status_code == 200
     assert post(api, "/api/roots", {"auth": auth(radicale.url)})[0] == 200

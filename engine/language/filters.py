@@ -1,6 +1,6 @@
 """The engine's own template filters (templating registers them beside Jinja's built-ins):
 URL quoting, base64 both ways and dropping keys from a mapping. A filter refuses a value it
-cannot take with FilterFailure, which templating turns into a TemplateError naming the place."""
+cannot take with FilterFailed, which templating turns into a TemplateError naming the place."""
 
 from __future__ import annotations
 
@@ -10,13 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
-
-class FilterFailure(ValueError):
-    """Raised by a filter for a value it cannot take; the message says why (never the value,
-    which may be a secret)."""
-
-    def __init__(self, name: str, reason: str) -> None:
-        super().__init__(f"the filter {name} {reason}")
+from engine.errors import FilterFailed
 
 
 def urlquote(value: Any) -> str:
@@ -29,7 +23,7 @@ def b64encode(value: Any) -> str:
     if isinstance(value, str):
         value = value.encode()
     if not isinstance(value, bytes | bytearray):
-        raise FilterFailure("b64encode", f"takes text or bytes, not {type(value).__name__}")
+        raise FilterFailed("b64encode", f"takes text or bytes, not {type(value).__name__}")
     return base64.b64encode(value).decode("ascii")
 
 
@@ -37,22 +31,22 @@ def b64decode(value: Any) -> str:
     """Base64 text decoded to text; the decoded bytes must be UTF-8 (a template renders text or
     JSON, where raw bytes have no place)."""
     if not isinstance(value, str | bytes):
-        raise FilterFailure("b64decode", f"takes base64 text, not {type(value).__name__}")
+        raise FilterFailed("b64decode", f"takes base64 text, not {type(value).__name__}")
     try:
         decoded = base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
-        raise FilterFailure("b64decode", "was given text that is not base64") from None
+        raise FilterFailed("b64decode", "was given text that is not base64") from None
     try:
         return decoded.decode()
     except UnicodeDecodeError:
-        raise FilterFailure("b64decode", "decoded bytes that are not UTF-8 text") from None
+        raise FilterFailed("b64decode", "decoded bytes that are not UTF-8 text") from None
 
 
 def omit(value: Any, *keys: Any) -> dict[Any, Any]:
     """A copy of the mapping without the given keys: ``omit('a')``, ``omit('a', 'b')`` or
     ``omit(['a', 'b'])``; keys it does not have are no error."""
     if not isinstance(value, Mapping):
-        raise FilterFailure("omit", f"takes a mapping, not {type(value).__name__}")
+        raise FilterFailed("omit", f"takes a mapping, not {type(value).__name__}")
     dropped: set[Any] = set()
     for key in keys:
         dropped.update(key if isinstance(key, list | tuple) else [key])

@@ -14,10 +14,9 @@ from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from engine.errors import LimitExceeded, TemplateError
+from engine.errors import FilterFailed, LimitExceeded, TemplateError
 from engine.language import budget
 from engine.language.filters import FILTERS as OWN_FILTERS
-from engine.language.filters import FilterFailure
 
 _MARKERS = ("{{", "{%", "{#")
 _SINGLE = re.compile(r"\{\{(?P<expr>(?:(?!\{\{|\}\}).)*)\}\}", re.DOTALL)
@@ -166,7 +165,7 @@ def render(source: str, names: Mapping[str, Any], *, place: str) -> Any:
         raise TemplateError(f"over a limit{_line(exc)}: {exc}", place=place) from exc
     except UndefinedError as exc:
         raise TemplateError(f"undefined: {exc.message}", place=place) from exc
-    except FilterFailure as exc:
+    except FilterFailed as exc:
         raise TemplateError(f"failed{_line(exc)}: {exc}", place=place) from exc
     except SecurityError as exc:
         raise TemplateError("not allowed in the sandbox", place=place) from exc

@@ -20,7 +20,6 @@ from engine.errors import (
     SaasAuthError,
     SaasError,
     StorageError,
-    entry_of,
 )
 from engine.language.model import (
     BackupStep,
@@ -40,7 +39,7 @@ from engine.saas.messages import Answer
 from engine.storage import ObjectInfo, Writer, check_path
 from engine.tasks import manifest
 from engine.tasks.job import Job
-from engine.tasks.manifest import Entry
+from engine.tasks.manifest import Entry, Named
 
 COMPRESSION = "zstd"
 SUFFIX = ".zst"
@@ -48,11 +47,6 @@ SUFFIX = ".zst"
 
 def _json_line(record: Any) -> str:
     return json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
-
-
-def resource_label(kind: ResourceType, values: Mapping[str, Any]) -> str:
-    """How errors name a resource: its type and ctx values."""
-    return f"{kind.name} " + "/".join(str(value) for value in values.values())
 
 
 class Backup:
@@ -108,10 +102,12 @@ class Backup:
 
     # the walk ------------------------------------------------------------------------------
     async def _item(self, item: Mapping[str, Any]) -> None:
-        """Walks one requested resource and everything below it, to the end."""
+        """Walks one requested resource and everything below it, to the end (named as the
+        platform named it, when it did)."""
         kind = self.definition.types[item["type"]]
+        values, name = item["values"], item.get("name")
         await in_group(
-            lambda spawn: [spawn(self._resource(kind, item["values"], spawn, requested=True))]
+            lambda spawn: [spawn(self._resource(kind, values, spawn, name=name, requested=True))]
         )
 
     async def _resource(
@@ -120,9 +116,10 @@ class Backup:
         values: Mapping[str, Any],
         spawn: Spawn,
         *,
+        name: str | None = None,
         requested: bool = False,
     ) -> None:
-        label = resource_label(kind, values)
+        label = Named.of(kind, values, name)
         units = []
         for index, step in enumerate(kind.backup):
             place = f"/resources/{kind.name}/backup/{index}"
@@ -134,18 +131,22 @@ class Backup:
                 self._failed(exc, label, required=True)
                 continue
             if wanted:
-                units.append(spawn(self._step(kind, values, step, place)))
+                units.append(spawn(self._step(kind, values, step, place, label)))
         for child in kind.children:
             if child not in self.excluded:
                 self.listings += 1
-                spawn(self._children(self.definition.types[child], values, spawn))
+                spawn(self._children(self.definition.types[child], values, spawn, label))
         if requested:
             self._listed()
         if units:
             await asyncio.wait(units)
         self.journal.progress["done"] += 1
 
-    async def _children(self, kind: ResourceType, parent: Mapping[str, Any], spawn: Spawn) -> None:
+    async def _children(
+        self, kind: ResourceType, parent: Mapping[str, Any], spawn: Spawn, parent_label: Named
+    ) -> None:
+        """Lists a resource's children of one type and walks each (a failed listing is an
+        error of the parent)."""
         names = {"settings": self.saas.settings, "ctx": parent}
         place = f"/resources/{kind.name}/list"
         try:
@@ -154,11 +155,11 @@ class Backup:
                     fields = map_item(self.definition.id, kind, item, parent)
                     if fields.can_backup:
                         self.seen += 1
-                        spawn(self._resource(kind, fields.ctx["values"], spawn))
+                        spawn(self._resource(kind, fields.ctx["values"], spawn, name=fields.name))
         except (SaasAuthError, StorageError):
             raise
         except EngineError as exc:
-            self._failed(exc, resource_label(kind, parent), required=True)
+            self._failed(exc, parent_label, required=True)
         finally:
             self._listed()
 
@@ -169,14 +170,18 @@ class Backup:
             self.journal.progress["total"] = self.seen
 
     async def _step(
-        self, kind: ResourceType, values: Mapping[str, Any], step: BackupStep, place: str
+        self,
+        kind: ResourceType,
+        values: Mapping[str, Any],
+        step: BackupStep,
+        place: str,
+        label: Named,
     ) -> None:
-        label = resource_label(kind, values)
         if not isinstance(step, DownloadStep) or step.list is None:
-            await self._unit(kind, values, step, place, None)
+            await self._unit(kind, values, step, place, None, label=label)
             return
         names = {"settings": self.saas.settings, "ctx": values}
-        one = partial(self._unit, kind, values, step, place)
+        one = partial(self._unit, kind, values, step, place, label=label)
         try:  # a unit records its own failures: what arrives here is the listing's
             async with aclosing(_listed_items(self.saas, step.list, names, place)) as found:
                 await for_each_arriving(one, found, limit=self.units_limit)
@@ -193,8 +198,9 @@ class Backup:
         step: BackupStep,
         place: str,
         item: Any,
+        *,
+        label: Named,
     ) -> None:
-        label = resource_label(kind, values)
         try:
             key = self._claim(step, values, item, place)
             if await self._already_done(key):
@@ -243,10 +249,8 @@ class Backup:
         meta = render_tree(dict(step.meta), {"ctx": values, "item": item}, place=f"{place}/meta")
         return dict(meta)
 
-    def _failed(self, exc: EngineError, label: str, *, required: bool) -> None:
-        entry = entry_of(exc)
-        entry["resource"] = label
-        self.journal.error(entry)
+    def _failed(self, exc: EngineError, label: Named, *, required: bool) -> None:
+        self.journal.error(label.entry(exc))
         self.failures += 1 if required else 0
 
     # fetch kinds ---------------------------------------------------------------------------
