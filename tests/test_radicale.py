@@ -315,8 +315,8 @@ def test_a_restore_over_existing_data_skips_what_exists_or_overwrites_it_as_chos
         ("PUT", "text/calendar; charset=utf-8", "*"),  # answered 412, but for the deleted one
     }
     unit = task_record(place, skipped["taskUuid"])["units"]["cal000/items.jsonl.zst"]
-    counts = {outcome: unit[outcome] for outcome in ("written", "skipped", "failed")}
-    assert counts == {"written": 1, "skipped": ITEMS - 1, "failed": 0}
+    counts = {outcome: unit[outcome] for outcome in ("written", "conflicts", "skipped", "failed")}
+    assert counts == {"written": 1, "conflicts": ITEMS - 1, "skipped": 0, "failed": 0}
 
     restore(api, radicale, place, by_name(roots, "cal000"), options={"conflict": "overwrite"})
 
