@@ -16,6 +16,7 @@ fsspec and the backends in engine.storage.objects, jinja2 in engine.language.tem
     +-- SettingsError           auth settings break the form's rules (422 INVALID_SETTINGS)
     +-- TemplateError           a template failed to render (500, or 400 BAD_CTX via CtxError)
     +-- LimitExceeded           a render went past a limit (templating names the template)
+    +-- FilterFailed            a template filter was given a value it cannot take (likewise)
     +-- SelectorError           a JMESPath selector does not parse (its caller names where)
     +-- MappingError            an item cannot be mapped to a platform resource
     +-- SaasError               the SaaS failed or answered nonsense (502 SAAS_ERROR)
@@ -157,6 +158,14 @@ class TemplateError(EngineError):
 class LimitExceeded(EngineError):
     """Raised when a render goes past one of its limits; the message names which (templating
     turns it into a TemplateError naming the template)."""
+
+
+class FilterFailed(EngineError):
+    """Raised by a template filter for a value it cannot take; the message says why, never the
+    value (templating turns it into a TemplateError naming the template)."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"the filter {name} {reason}")
 
 
 class SelectorError(EngineError):

@@ -193,9 +193,15 @@ def test_a_binary_written_back_as_text_is_an_error_naming_it_and_the_task_goes_o
 ):
     answer = restore(api, files, backed_up[0], "text", "copy")
 
-    failed = {error["resource"]: error for error in answer["errors"]}
-    assert set(failed) == {"drive d1/raw/pic.png.zst", "drive d1/raw/big.dat.zst"}
-    assert {error["code"] for error in failed.values()} == {"NOT_TEXT"}
+    failed = answer["errors"]
+    # each names its resource (the drive) and, in its description, the object
+    assert {(e["code"], e["resourceType"], e["resource"]) for e in failed} == {
+        ("NOT_TEXT", "drive", "d1")
+    }
+    assert sorted(error["description"].split(" ", 1)[0] for error in failed) == [
+        "d1/raw/big.dat.zst",
+        "d1/raw/pic.png.zst",
+    ]
     # the text file and the empty one went through; nothing of the binaries was written
     assert {name: file.data for name, file in files.drives["copy"].items()} == {
         "notes.txt": TEXT,

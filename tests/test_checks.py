@@ -7,6 +7,7 @@ import yaml
 
 from engine.language.checks import check
 from engine.language.document import parse
+from engine.language.schema import issues, module_schema
 
 BASE = """\
 module: {id: demo, name: Demo, version: 1.0.0}
@@ -156,3 +157,74 @@ def test_a_resource_flag_that_is_no_boolean_text_or_template_is_an_error():
     assert problems(data) == [
         "/resources/org/resource/canBackup: canBackup must be true, false or a template, not 'yes'"
     ]
+
+
+def with_restore(step: dict[str, Any]) -> dict[str, Any]:
+    """The base definition whose org type is backed up as one object and written back by step."""
+    data = base()
+    org = data["resources"]["org"]
+    org["backup"] = [{"id": "org", "fetch": "object", "request": {"path": "/o"}, "to": "o.json"}]
+    org["restore"] = [{"from": "org"} | step]
+    return data
+
+
+POST = {"method": "POST", "path": "/orgs", "body": {"id": "{{ record.id }}"}}
+AT_LEAST_ONCE = (
+    "/resources/org/restore/0/request/method: warning: a POST write is at-least-once: a resumed"
+    " restore may create some objects twice (prefer PUT by id, or a create with If-None-Match;"
+    " a POST that carries its own id may say idempotent: true)"
+)
+
+
+def test_a_post_restore_step_is_warned_about_unless_it_says_it_is_idempotent():
+    assert problems(with_restore({"request": POST})) == [AT_LEAST_ONCE]
+    assert problems(with_restore({"request": POST, "idempotent": False})) == [AT_LEAST_ONCE]
+    assert problems(with_restore({"request": POST, "idempotent": True})) == []
+
+
+def test_every_restore_template_may_name_the_scenario_by_its_id_and_kind():
+    step = {
+        "when": "{{ scenario.kind != 'asNew' }}",
+        "request": {
+            "method": "PUT",
+            "path": "/orgs/{{ target.org }}",
+            "headers": {"X-Scenario": "{{ scenario.id or 'none' }}"},
+        },
+        "remember": {"org": "{{ answer.id ~ scenario.kind }}"},
+    }
+    data = with_restore(step)
+    data["restore"] = {
+        "conflict": "{{ 'overwrite' if scenario.kind == 'asNew' else 'skip' }}",
+        "scenarios": [
+            {"id": "NEW", "kind": "asNew", "name": "N", "target": {"org": "{{ scenario.id }}"}}
+        ],
+    }
+    assert problems(data) == []
+    data["resources"]["org"]["restore"][0]["when"] = "{{ scenario.type }}"
+    assert problems(data) == [
+        "/resources/org/restore/0/when: scenario has no key 'type' (it has: id, kind)"
+    ]
+
+
+def test_a_backup_template_knows_no_scenario():
+    data = base()
+    data["resources"]["org"]["resource"]["name"] = "{{ scenario.id }}"
+    assert problems(data) == [
+        "/resources/org/resource/name: unknown name 'scenario' (this place provides: ctx, item)"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("conflict", "valid"),
+    [
+        ({"body": "duplicate id"}, True),
+        ({"status": [500], "body": "duplicate id"}, True),
+        ({"status": [412], "headers": {"If-None-Match": "*"}}, True),
+        ({"headers": {"If-None-Match": "*"}}, False),
+        ({"body": ""}, False),
+    ],
+)
+def test_a_conflict_names_a_status_or_a_body_fragment_or_both(conflict, valid):
+    data = with_restore({"request": POST, "idempotent": True, "conflict": conflict})
+    assert (issues(module_schema(), data) == []) is valid
+    assert problems(data) == []

@@ -311,8 +311,8 @@ def test_a_restore_over_existing_data_skips_what_exists_or_overwrites_it_as_chos
         ("PUT", "text/calendar; charset=utf-8", "*"),  # answered 412, but for the deleted one
     }
     unit = task_record(place, skipped["taskUuid"])["units"]["cal000/items.jsonl.zst"]
-    counts = {outcome: unit[outcome] for outcome in ("written", "skipped", "failed")}
-    assert counts == {"written": 1, "skipped": ITEMS - 1, "failed": 0}
+    counts = {outcome: unit[outcome] for outcome in ("written", "conflicts", "skipped", "failed")}
+    assert counts == {"written": 1, "conflicts": ITEMS - 1, "skipped": 0, "failed": 0}
 
     restore(api, radicale, place, by_name(roots, "cal000"), options={"conflict": "overwrite"})
 
@@ -349,13 +349,13 @@ def test_answers_that_are_not_dav_xml_fail_the_parse_hooks_with_hook_failed_nami
     )
     errors = task_record(place, backup[1]["error"]["payload"]["taskUuid"])["errors"]
     hooks = sorted(
-        (error["resource"], error["description"].split(" (")[0])
+        (error["resourceType"], error["resource"], error["description"].split(" (")[0])
         for error in errors
         if error["code"] == "HOOK_FAILED"
     )
     assert hooks == [
-        ("calendar cal000", "hook 'collection_properties'"),
-        ("calendar cal000", "hook 'items'"),
+        ("calendar", "cal000", "hook 'collection_properties'"),
+        ("calendar", "cal000", "hook 'items'"),
     ], errors
     assert api.get("/healthz").status_code == 200
     assert post(api, "/api/roots", {"auth": auth(radicale.url)})[0] == 200

@@ -499,7 +499,8 @@ def test_a_backup_cures_a_passing_503_and_names_the_request_a_lasting_one_gave_u
     description = assert_error(result, 502, "SAAS_ERROR")
     assert description.startswith("the backup is incomplete: 1 required part(s) failed")
     [error] = task_record(place, body)["errors"]
-    assert error["resource"] == f"collection {BUCKET}/c01"
+    # named by its mapped name and type, as the listing gave them
+    assert (error["resourceType"], error["resource"]) == ("collection", "c01")
     assert error["description"] == (
         "GET /buckets/{{ ctx.bucket | urlquote }}/collections/{{ ctx.collection | urlquote }}"
         "/records: the SaaS answered HTTP 503 (gave up after 3 attempts)"

@@ -9,10 +9,19 @@ from typing import Any
 
 import pytest
 
-from engine.errors import BackupDamaged, NotText, RequestError, TemplateError
+from engine.errors import BackupDamaged, NotText, RequestError, SaasError, TemplateError
+from engine.language.model import Conflict, Scenario, build
 from engine.storage import CHUNK_SIZE
-from engine.tasks.restore import conflict_policy, records_of, selected
-from tests.taskparts import entry, memory_storage, write_object
+from engine.tasks.manifest import Named
+from engine.tasks.restore import (
+    OUTCOMES,
+    conflict_policy,
+    records_of,
+    scenario_names,
+    selected,
+    totals,
+)
+from tests.taskparts import entry, memory_storage, shelf, write_object
 
 pytestmark = pytest.mark.anyio
 
@@ -146,3 +155,63 @@ async def test_a_stored_record_that_is_not_json_is_a_damaged_backup_naming_the_o
     assert (caught.value.code, caught.value.status) == ("BACKUP_DAMAGED", 400)
     assert caught.value.message == f"the backup is damaged: {path} holds a record that is not JSON"
     assert caught.value.path == path
+
+
+# --------------------------------------------------------------------------- conflicts, counts
+
+
+def conflict(**spec: Any) -> Conflict:
+    return build(Conflict, spec)
+
+
+@pytest.mark.parametrize(
+    ("spec", "status", "body", "matches"),
+    [
+        ({"status": [412]}, 412, b"", True),
+        ({"status": [412]}, 409, b"", False),
+        ({"status": [500], "body": "duplicate id"}, 500, b'{"error": "duplicate id"}', True),
+        ({"status": [500], "body": "duplicate id"}, 500, b'{"error": "boom"}', False),
+        ({"status": [500], "body": "duplicate id"}, 409, b'{"error": "duplicate id"}', False),
+        ({"body": "duplicate id"}, 409, b"duplicate id", True),
+        ({"body": "duplicate id"}, 503, b"<p>duplicate id</p>", True),
+        ({"body": "duplicate id"}, 201, b'{"note": "duplicate id"}', False),
+        ({"body": "Duplicate"}, 500, b"duplicate", False),
+    ],
+)
+def test_an_answer_is_a_conflict_when_its_status_and_body_fragment_both_say_so(
+    spec: dict[str, Any], status: int, body: bytes, matches: bool
+):
+    assert conflict(**spec).matches(status, body) is matches
+
+
+def test_totals_add_up_the_counts_of_finished_units_old_records_included():
+    units = [
+        {"written": 2, "conflicts": 1, "skipped": 0, "failed": 1, "type": "bucket"},
+        {"written": 3, "skipped": 4, "failed": 0},  # recorded before conflicts were counted
+        {"written": "7", "remember": {"id": 1}},  # not a count: ignored
+    ]
+    assert totals(units) == {"written": 5, "conflicts": 1, "skipped": 4, "failed": 1}
+    assert totals([]) == dict.fromkeys(OUTCOMES, 0)
+
+
+def test_templates_see_the_scenario_by_id_and_kind_and_no_scenario_as_in_place():
+    scenario = build(Scenario, {"id": "AS_NEW", "kind": "asNew", "name": "As new"})
+    assert scenario_names(scenario) == {"id": "AS_NEW", "kind": "asNew"}
+    assert scenario_names(None) == {"id": None, "kind": "inPlace"}
+    chosen = "{{ 'overwrite' if scenario.kind == 'asNew' else 'skip' }}"
+    assert conflict_policy(chosen, {}, scenario) == "overwrite"
+    assert conflict_policy(chosen, {}) == "skip"
+
+
+def test_an_error_entry_names_the_resource_by_name_and_type_else_by_its_values():
+    kind = shelf().types["collection"]
+    values = {"bucket": "b1", "collection": "c1"}
+    failure = SaasError("PUT /x: the SaaS answered HTTP 500")
+    assert Named.of(kind, values, "Recipes").entry(failure) == {
+        "code": "SAAS_ERROR",
+        "description": "PUT /x: the SaaS answered HTTP 500",
+        "resource": "Recipes",
+        "resourceType": "collection",
+    }
+    assert Named.of(kind, values).name == Named.of(kind, values, "").name == "b1/c1"
+    assert str(Named.of(kind, values, 7)) == "collection b1/c1"

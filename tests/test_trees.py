@@ -6,6 +6,7 @@ loop), per-item hasSubresources, and restores that create folders before their f
 from __future__ import annotations
 
 import json
+import posixpath
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -289,6 +290,32 @@ def test_restore_of_one_nested_folder_restores_exactly_its_subtree(
     subtree = [p for p in chain(DEEP) if p.startswith("/d1/d2/d3/d4/d5")]
     assert sorted(written) == sorted(subtree)
     assert written.index("/d1/d2/d3/d4/d5") == 0
+
+
+def remembering(raw: dict[str, Any]) -> None:
+    """Each folder's write remembers the path the server answered; every write below it sends
+    its nearest folder's remembered path as X-Parent."""
+    for name in ("top", "entry"):
+        for step in raw["resources"][name]["restore"]:
+            step["request"]["headers"] = {"X-Parent": "{{ target.parent | default('none') }}"}
+            if step["from"] == "folder":
+                step["remember"] = {"parent": "{{ answer.path }}"}
+
+
+def test_remember_passes_each_folders_answer_to_the_writes_below_it_at_every_depth(
+    api: Api, folders: FolderServer, tmp_path: Path
+):
+    client = api(remembering)
+    place = tmp_path / "remembered"
+    ctx = roots(client, folders)["d1"]["ctx"]
+    assert backup(client, folders, place, ctx)[1]["status"] == "DONE"
+    folders.empty()
+    folders.clear()
+    status, answer = restore(client, folders, place, ctx)
+    assert (status, answer["status"], answer["errors"]) == (200, "DONE", []), answer
+    sent = {r.query["path"]: r.headers["x-parent"] for r in folders.requests if r.method == "PUT"}
+    assert len(sent) == 2 * DEEP
+    assert sent == {path: posixpath.dirname(path) if path != "/d1" else "none" for path in sent}
 
 
 def flat(raw: dict[str, Any]) -> None:

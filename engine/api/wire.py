@@ -298,6 +298,7 @@ _CTX_OUT = _shape(["kind"], kind=_KIND)
 _CODES = {"enum": [str(code) for code in Code]}
 ERROR_ENTRY = _shape(["code", "description"], code=_CODES, description=_TEXT, resource=_TEXT)
 ERROR_ENTRY["properties"]["field"] = _TEXT
+ERROR_ENTRY["properties"]["resourceType"] = _TEXT  # decided: the type of the named resource
 _ERRORS = _list(ERROR_ENTRY)
 _FIELD_TYPES = {"enum": ["text", "password", "switch", "dropdown", "number"]}
 _FIELDS = _list(_shape(["id", "type"], id=_TEXT, type=_FIELD_TYPES))
@@ -320,6 +321,7 @@ _LISTING = {"resources": _list(_RESOURCE), "errors": _ERRORS, "paginationCtx": _
 _RULE = _shape(["id", "name", "ctx"], id=_TEXT, name=_TEXT, ctx=_CTX_OUT)
 _RULE["properties"]["subResources"] = _list({"type": "object"})
 _COUNT = {"type": ["integer", "null"], "minimum": 0}
+_OUTCOMES = ["written", "conflicts", "skipped", "failed"]
 _TASK_CTX = _shape(["kind", "taskUuid"], kind=_KIND, taskUuid=_TEXT)
 _TASK_ANSWER = {
     "status": {"enum": ["PENDING", "RUNNING", "DONE"]},
@@ -329,6 +331,8 @@ _TASK_ANSWER = {
     "progress": _shape(["done", "total", "bytes"], done=_COUNT, total=_COUNT, bytes=_COUNT),
     "workingPath": _TEXT,
     "dryRun": {"type": "object"},
+    # decided (docs/tasks.md): a restore's records by outcome
+    "restore": _shape(_OUTCOMES, **dict.fromkeys(_OUTCOMES, _COUNT)),
 }
 _SCENARIO = _shape(["type", "name", "description"], type=_TEXT, name=_TEXT, description=_TEXT)
 _MANIFEST = ["id", "name", "version", "description", "vendor", "engineVersion"]

@@ -15,6 +15,7 @@ from engine.language.selectors import syntax_error
 from engine.language.templating import FILTERS, TESTS, SyntaxProblem, Usage, inspect, is_template
 from engine.language.tree import TypeTree, parents_of
 
+SCENARIO_KEYS = ("id", "kind")  # what restore templates find in ``scenario``
 _JINJA_GLOBALS = frozenset(
     {"range", "dict", "lipsum", "cycler", "joiner", "namespace", "true", "false", "none"}
 )
@@ -100,6 +101,8 @@ class Checker:
         if name == "settings":
             form = self.data.get("auth", {}).get("form")
             return list(form.get("payload", {})) if form else []
+        if name == "scenario":
+            return list(SCENARIO_KEYS)
         if name in ("ctx", "target") and pointer.startswith("/resources/"):
             kind = pointer.split("/")[2]  # type names need no unescaping
             # an unknown or unreachable parent is reported once, at its reference
@@ -400,11 +403,14 @@ def _plain_http(data: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
 def _at_least_once(data: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     for name, spec in data.get("resources", {}).items():
         for i, step in enumerate(spec.get("restore", [])):
+            if step.get("idempotent"):
+                continue  # the author says a repeated write creates nothing twice
             if str(step["request"].get("method", "GET")).upper() == "POST":
                 yield (
                     f"/resources/{escape(name)}/restore/{i}/request/method",
                     "a POST write is at-least-once: a resumed restore may create some objects "
-                    "twice (prefer PUT by id, or a create with If-None-Match)",
+                    "twice (prefer PUT by id, or a create with If-None-Match; a POST that "
+                    "carries its own id may say idempotent: true)",
                 )
 
 

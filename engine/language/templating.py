@@ -8,15 +8,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache, partial, wraps
 from typing import Any
-from urllib.parse import quote
 
 from jinja2 import StrictUndefined, Template, TemplateSyntaxError, Undefined, meta, nodes
 from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from engine.errors import LimitExceeded, TemplateError
+from engine.errors import FilterFailed, LimitExceeded, TemplateError
 from engine.language import budget
+from engine.language.filters import FILTERS as OWN_FILTERS
 
 _MARKERS = ("{{", "{%", "{#")
 _SINGLE = re.compile(r"\{\{(?P<expr>(?:(?!\{\{|\}\}).)*)\}\}", re.DOTALL)
@@ -100,7 +100,7 @@ _PICKING = frozenset({"attr", "d", "default", "first", "last", "max", "min", "ra
 
 def _environment() -> _Sandbox:
     env = _Sandbox(undefined=StrictUndefined, autoescape=False)
-    env.filters["urlquote"] = lambda value: quote(str(value), safe="")
+    env.filters.update(OWN_FILTERS)
     env.filters = {name: _bounded_filter(name, each) for name, each in env.filters.items()}
     env.globals["range"] = budget.BoundedRange
     return env
@@ -165,6 +165,8 @@ def render(source: str, names: Mapping[str, Any], *, place: str) -> Any:
         raise TemplateError(f"over a limit{_line(exc)}: {exc}", place=place) from exc
     except UndefinedError as exc:
         raise TemplateError(f"undefined: {exc.message}", place=place) from exc
+    except FilterFailed as exc:
+        raise TemplateError(f"failed{_line(exc)}: {exc}", place=place) from exc
     except SecurityError as exc:
         raise TemplateError("not allowed in the sandbox", place=place) from exc
     except TemplateSyntaxError as exc:

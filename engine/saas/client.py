@@ -10,7 +10,6 @@ from collections.abc import (
     AsyncIterator,
     Awaitable,
     Callable,
-    Collection,
     Iterator,
     Mapping,
     Sequence,
@@ -51,6 +50,8 @@ from engine.saas.tokens import TokenCache, cache_key
 log = logging.getLogger("engine.saas.client")
 # How a SaaS says "too many requests": 429, or 503 with a Retry-After (RFC 9110 15.6.4)
 _THROTTLE_STATUSES = frozenset({429, 503})
+# what a caller takes as an answer whatever its status (status, body): a restore's conflict
+Accept = Callable[[int, bytes], bool]
 _SCHEMES = frozenset({"http", "https"})
 Origin = tuple[str, str, int | None]
 
@@ -185,13 +186,14 @@ class Saas:
         *,
         place: str,
         params: Mapping[str, Any] | None = None,
-        accept: Collection[int] = (),
+        accept: Accept | None = None,
         body: Streamed | None = None,
     ) -> Answer:
-        """Renders and sends a request spec (method, path, query, headers, body). An error
-        status in ``accept`` is answered, not raised (a conflict the caller handles). A
-        ``body`` streams in place of the spec's: each attempt opens it anew, so the retry
-        policy repeats such a request as any other (a POST not after a timeout or a drop)."""
+        """Renders and sends a request spec (method, path, query, headers, body). An answer
+        ``accept`` takes (status, body) is answered as it is, before response rules and
+        retries (a conflict the caller handles). A ``body`` streams in place of the spec's:
+        each attempt opens it anew, so the retry policy repeats such a request as any other
+        (a POST not after a timeout or a drop)."""
         out = self._prepare(spec, names, place, params, body)
         return await self._exchange(out, accept=accept, rules=spec.responses + self.rules)
 
@@ -216,7 +218,7 @@ class Saas:
             if response.status_code >= 300:
                 await response.aread()
                 await response.aclose()
-                self._judge(out, response, (), rules)
+                self._judge(out, response, None, rules)
             return response
 
         count = 0
@@ -314,7 +316,7 @@ class Saas:
 
         async def attempt() -> Answer:
             response = await self._send_once(out, credential=False)
-            return self._judge(out, response, (), self.rules)
+            return self._judge(out, response, None, self.rules)
 
         answer = await self.policy.run(out.method, attempt, self.shared.clock)
         return answer.json(), "set-cookie" in answer.headers
@@ -344,7 +346,7 @@ class Saas:
             return response.status_code, None
 
     async def _exchange(
-        self, out: Outgoing, *, accept: Collection[int] = (), rules: tuple[ResponseRule, ...] = ()
+        self, out: Outgoing, *, accept: Accept | None = None, rules: tuple[ResponseRule, ...] = ()
     ) -> Answer:
         async def attempt() -> Answer:
             async with self.shared.gate.admit(self.tenant) as admitted:
@@ -383,7 +385,7 @@ class Saas:
         self,
         out: Outgoing,
         response: httpx.Response,
-        accept: Collection[int],
+        accept: Accept | None,
         rules: Sequence[ResponseRule],
     ) -> Answer:
         """The answer of an attempt, or what its status and body call for."""
@@ -395,11 +397,11 @@ class Saas:
             return retry_after(asked, self.shared.clock, self.policy, out.label)
 
         body = response.content
+        if accept is not None and accept(status, body):
+            return _answer(out.label, response)
         rule = next((rule for rule in rules if matches(rule, status, body)), None)
         if rule is not None:
             apply_rule(rule, out.label, status, wait() if rule.action == "retry" else None)
-        if status in accept:
-            return _answer(out.label, response)
         if status in self.policy.retry.statuses:
             said = f"{out.label}: the SaaS answered HTTP {status}"
             slowed = throttles(response)

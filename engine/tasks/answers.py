@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from engine.errors import Code, RecordedError
+from engine.tasks.restore import OUTCOMES
 
 
 def task_body(
@@ -17,7 +18,7 @@ def task_body(
     progress: Mapping[str, Any] | None,
     **extra: Any,
 ) -> dict[str, Any]:
-    """The answer of a task start or /api/status (extra: workingPath, dryRun)."""
+    """The answer of a task start or /api/status (extra: workingPath, dryRun, restore)."""
     body: dict[str, Any] = {
         "status": status,
         "taskUuid": task_uuid,
@@ -41,7 +42,17 @@ def record_answer(record: Mapping[str, Any], ctx: Mapping[str, Any], url: str) -
         record["progress"],
         workingPath=url if record["kind"] == "backup" else None,
         dryRun=record.get("dryRun"),
+        restore=restore_counts(record),
     )
+
+
+def restore_counts(record: Mapping[str, Any]) -> dict[str, int] | None:
+    """A restore's records by outcome (docs/tasks.md): all 0 until its writing starts; None
+    for the other kinds of task."""
+    if record["kind"] != "restore":
+        return None
+    counts = record.get("restore") or {}
+    return {key: int(counts.get(key) or 0) for key in OUTCOMES}
 
 
 def recorded_error(record: Mapping[str, Any], ctx: Mapping[str, Any]) -> RecordedError:
@@ -53,4 +64,6 @@ def recorded_error(record: Mapping[str, Any], ctx: Mapping[str, Any]) -> Recorde
     description = str(error.get("description", "the task failed"))
     # errors (decided): the task's non-fatal errors, which often say why it failed as a whole
     payload = {"taskUuid": record["taskUuid"], "ctx": dict(ctx), "errors": list(record["errors"])}
+    counts = restore_counts(record)
+    payload |= {"restore": counts} if counts is not None else {}
     return RecordedError(code, status if isinstance(status, int) else 500, description, payload)

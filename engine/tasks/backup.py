@@ -20,7 +20,6 @@ from engine.errors import (
     SaasAuthError,
     SaasError,
     StorageError,
-    entry_of,
 )
 from engine.language.model import (
     BackupStep,
@@ -41,7 +40,7 @@ from engine.storage import ObjectInfo, Writer, check_path
 from engine.tasks import decoding, manifest
 from engine.tasks.job import Job
 from engine.tasks.lineage import Node, Walk
-from engine.tasks.manifest import Entry, resource_key
+from engine.tasks.manifest import Entry, Named, resource_key
 
 COMPRESSION = "zstd"
 SUFFIX = ".zst"
@@ -49,11 +48,6 @@ SUFFIX = ".zst"
 
 def _json_line(record: Any) -> str:
     return json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
-
-
-def resource_label(kind: ResourceType, values: Mapping[str, Any]) -> str:
-    """How errors name a resource: its type and ctx values."""
-    return f"{kind.name} " + "/".join(str(value) for value in values.values())
 
 
 class Backup:
@@ -120,11 +114,11 @@ class Backup:
 
     async def _item(self, item: Mapping[str, Any]) -> None:
         """Walks one requested resource and everything below it, to the end (its own children
-        are listed whatever hasSubresources says)."""
+        are listed whatever hasSubresources says; named as the platform named it, when it did)."""
         kind = self.definition.types[item["type"]]
         values = item["values"]
         depth = item.get("depth", kind.depth)
-        name = "/".join(str(value) for value in values.values())  # the request names none
+        name = Named.of(kind, values, item.get("name")).name
         node = Node(resource_key(kind, values), name, values, depth)
         self.walk.add(node)
         await in_group(lambda spawn: [spawn(self._resource(kind, node, spawn, requested=True))])
@@ -139,7 +133,6 @@ class Backup:
         subresources: bool = True,
     ) -> None:
         values = node.values
-        label = resource_label(kind, values)
         units = []
         for index, step in enumerate(kind.backup):
             place = f"/resources/{kind.name}/backup/{index}"
@@ -148,10 +141,10 @@ class Backup:
                     step.when, {"ctx": values, "options": self.options}, place=f"{place}/when"
                 )
             except EngineError as exc:
-                self._failed(exc, label, required=True, node=node)
+                self._failed(exc, required=True, node=node)
                 continue
             if wanted:
-                units.append(spawn(self._step(kind, values, step, place)))
+                units.append(spawn(self._step(kind, node, step, place)))
         for child in kind.children if subresources else ():
             if child not in self.excluded:
                 self.listings += 1
@@ -178,7 +171,7 @@ class Backup:
         except (SaasAuthError, StorageError):
             raise
         except EngineError as exc:
-            self._failed(exc, f"{kind.name} below {parent.name}", required=True, node=parent)
+            self._failed(exc, required=True, node=parent)
         finally:
             self._listed()
 
@@ -194,9 +187,7 @@ class Backup:
             problem = f"{named} repeats its ancestor at depth {again.depth} (a loop)"
         if problem is not None:
             error = SaasError(f"{problem}: not walked, the backup is incomplete")
-            self._failed(
-                error, f"{named} below {node.parent.name}", required=True, node=node.parent
-            )
+            self._failed(error, required=True, node=node.parent)
             return
         self.seen += 1
         self.walk.add(node)
@@ -208,33 +199,30 @@ class Backup:
         if self.listings == 0:
             self.journal.progress["total"] = self.seen
 
-    async def _step(
-        self, kind: ResourceType, values: Mapping[str, Any], step: BackupStep, place: str
-    ) -> None:
-        label = resource_label(kind, values)
+    async def _step(self, kind: ResourceType, node: Node, step: BackupStep, place: str) -> None:
         if not isinstance(step, DownloadStep) or step.list is None:
-            await self._unit(kind, values, step, place, None)
+            await self._unit(kind, node, step, place, None)
             return
-        names = {"settings": self.saas.settings, "ctx": values}
-        one = partial(self._unit, kind, values, step, place)
+        names = {"settings": self.saas.settings, "ctx": node.values}
+        one = partial(self._unit, kind, node, step, place)
         try:  # a unit records its own failures: what arrives here is the listing's
             async with aclosing(_listed_items(self.saas, step.list, names, place)) as found:
                 await for_each_arriving(one, found, limit=self.units_limit)
         except (SaasAuthError, StorageError):
             raise
         except EngineError as exc:
-            self._failed(exc, label, required=step.required, node=self._node(kind, values))
+            self._failed(exc, required=step.required, node=node)
 
     # one object ----------------------------------------------------------------------------
     async def _unit(
         self,
         kind: ResourceType,
-        values: Mapping[str, Any],
+        node: Node,
         step: BackupStep,
         place: str,
         item: Any,
     ) -> None:
-        label = resource_label(kind, values)
+        values = node.values
         try:
             key = self._claim(step, values, item, place)
             if await self._already_done(key):
@@ -246,7 +234,7 @@ class Backup:
         except Ignored:  # a response rule: nothing to store for this unit
             return
         except EngineError as exc:
-            self._failed(exc, label, required=step.required, node=self._node(kind, values))
+            self._failed(exc, required=step.required, node=node)
             return
         entry = Entry(info, kind.name, step.id, dict(values), step.format, meta)
         self.journal.progress["bytes"] += info.size
@@ -282,20 +270,13 @@ class Backup:
         meta = render_tree(dict(step.meta), {"ctx": values, "item": item}, place=f"{place}/meta")
         return dict(meta)
 
-    def _node(self, kind: ResourceType, values: Mapping[str, Any]) -> Node | None:
-        return self.walk.find(resource_key(kind, values))
-
-    def _failed(
-        self, exc: EngineError, label: str, *, required: bool, node: Node | None = None
-    ) -> None:
+    def _failed(self, exc: EngineError, *, required: bool, node: Node) -> None:
         """An error entry naming the resource; a required part fails the backup, any other
         leaves its resource marked incomplete in the manifest."""
-        entry = entry_of(exc)
-        entry["resource"] = label
+        entry = Named(node.type, node.name).entry(exc)
         self.journal.error(entry)
         self.failures += 1 if required else 0
-        if node is not None:
-            node.incomplete.append(entry)
+        node.incomplete.append(entry)
 
     # fetch kinds ---------------------------------------------------------------------------
     async def _object(

@@ -126,6 +126,11 @@ class Table:
         row = self.rows.get(entry.resource) if entry.resource is not None else None
         return None if row is None else row.depth
 
+    def name(self, entry: Entry) -> str | None:
+        """The name of an object's resource, as the backup mapped it."""
+        row = self.rows.get(entry.resource) if entry.resource is not None else None
+        return None if row is None else row.name
+
     def below(self, items: Sequence[Mapping[str, Any]]) -> set[int]:
         """The rows the requested items name (their values among a row's), and every row
         below those by ancestry."""

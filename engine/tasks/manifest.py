@@ -12,11 +12,13 @@ from typing import Any
 from engine.concurrently import for_each
 from engine.errors import (
     BackupDamaged,
+    EngineError,
     IncompleteBackup,
     LeaseLost,
     ObjectNotFound,
     PathError,
     StorageError,
+    entry_of,
 )
 from engine.language.definition import Definition
 from engine.language.model import Identity, ResourceType
@@ -283,6 +285,29 @@ async def verify(storage: Storage, entries: Sequence[Entry], concurrency: int) -
 
 
 Key = tuple[str, str]  # a resource's type and its identifying ctx values, as JSON
+
+
+@dataclass(frozen=True)
+class Named:
+    """A resource as error entries name it: ``resource`` its name (the mapped one where known,
+    else its ctx values joined with '/'), ``resourceType`` its type."""
+
+    type: str
+    name: str
+
+    @classmethod
+    def of(cls, kind: ResourceType, values: Mapping[str, Any], name: Any = None) -> Named:
+        """The resource of ``kind`` at ``values``, under ``name`` when it is known."""
+        if not isinstance(name, str) or not name:
+            name = "/".join(str(value) for value in values.values())
+        return cls(kind.name, name)
+
+    def entry(self, error: EngineError) -> dict[str, Any]:
+        """The non-fatal Error entry of ``error`` about this resource."""
+        return entry_of(error) | {"resource": self.name, "resourceType": self.type}
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.name}"
 
 
 def resource_key(kind: ResourceType, values: Mapping[str, Any]) -> Key:

@@ -47,7 +47,7 @@ class Requests:
         options = self._options(
             own if own is not None else self.definition.restore.options, body.get("options")
         )
-        restore.conflict_policy(self.definition.restore.conflict, options)
+        restore.conflict_policy(self.definition.restore.conflict, options, scenario)
         target = None
         if body.get("target") is not None:
             kind, values = self.definition.resolve_ctx(body["target"], RESOURCE_ROLES)
@@ -72,7 +72,7 @@ class Requests:
         return {"items": self._items(body, bulk)}
 
     def _items(self, body: Mapping[str, Any], bulk: bool) -> list[dict[str, Any]]:
-        raw = [item["ctx"] for item in body["items"]] if bulk else [body["ctx"]]
+        raw = body["items"] if bulk else [{"ctx": body["ctx"]}]
         if len(raw) > self.max_items:
             raise RequestError(
                 f"items: {len(raw)} items; a request may name at most"
@@ -80,10 +80,12 @@ class Requests:
                 field="items",
             )
         items = []
-        for ctx in raw:
-            kind, values = self.definition.resolve_ctx(ctx, RESOURCE_ROLES)
-            depth = self.definition.depth_of(kind, ctx)
-            items.append({"type": kind.name, "values": values} | _depth(depth, kind.depth))
+        for given in raw:
+            kind, values = self.definition.resolve_ctx(given["ctx"], RESOURCE_ROLES)
+            depth = self.definition.depth_of(kind, given["ctx"])
+            name = given.get("name")  # a bulk item's name, when the platform sends one
+            named = {"name": name} if isinstance(name, str) and name else {}
+            items.append({"type": kind.name, "values": values} | _depth(depth, kind.depth) | named)
         _no_repeats(items)
         return items
 

@@ -6,7 +6,7 @@ writes it would make."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -21,7 +21,6 @@ from engine.errors import (
     SaasAuthError,
     SaasError,
     StorageError,
-    entry_of,
 )
 from engine.language.model import Request, ResourceType, RestoreStep, Scenario
 from engine.language.templating import render, render_tree
@@ -30,22 +29,46 @@ from engine.tasks import manifest, uploads
 from engine.tasks.contents import records_of
 from engine.tasks.job import Job
 from engine.tasks.lineage import Table
-from engine.tasks.manifest import Entry, Key, by_resource, resource_key
+from engine.tasks.manifest import Entry, Key, Named, by_resource, resource_key
 
 POLICIES = ("skip", "overwrite", "fail")
 WINDOW = 64  # records of one object in flight at once (each write still waits for the SaaS gate)
-_OUTCOMES = ("written", "skipped", "failed")
+# what became of one record's write: written, found existing (a conflict), not needed (a `when`,
+# a transform returning None, a response rule's ignore), or failed
+OUTCOMES = ("written", "conflicts", "skipped", "failed")
 PLAN_LIMIT = 1000  # writes a dry run lists (it counts them all)
 
 
-def conflict_policy(template: str, options: Mapping[str, Any]) -> str:
+def scenario_names(scenario: Scenario | None) -> dict[str, Any]:
+    """What restore templates see as ``scenario``: its id and kind; without one (the module's
+    own restore, writing where the backed-up values say), id None and kind inPlace."""
+    if scenario is None:
+        return {"id": None, "kind": "inPlace"}
+    return {"id": scenario.id, "kind": scenario.kind}
+
+
+def conflict_policy(
+    template: str, options: Mapping[str, Any], scenario: Scenario | None = None
+) -> str:
     """The rendered conflict policy; RequestError when the options make it something else."""
-    policy = render(template, {"options": options}, place="/restore/conflict")
+    names = {"options": options, "scenario": scenario_names(scenario)}
+    policy = render(template, names, place="/restore/conflict")
     if policy not in POLICIES:
         raise RequestError(
             f"the conflict policy is '{policy}'; expected one of skip, overwrite, fail"
         )
     return str(policy)
+
+
+def totals(units: Iterable[Mapping[str, Any]]) -> dict[str, int]:
+    """The outcomes of the records of finished units, added up (a resumed restore starts from
+    these: what an unfinished unit wrote is counted again when it is redone)."""
+    counts = dict.fromkeys(OUTCOMES, 0)
+    for unit in units:
+        for outcome in OUTCOMES:
+            found = unit.get(outcome, 0)
+            counts[outcome] += found if isinstance(found, int) else 0
+    return counts
 
 
 def selected(
@@ -74,7 +97,8 @@ class _Unit:
     entry: Entry
     steps: list[tuple[int, RestoreStep]]
     target: Mapping[str, Any]
-    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_OUTCOMES, 0))
+    label: Named
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
     remembered: dict[str, Any] = field(default_factory=dict)
 
 
@@ -89,13 +113,16 @@ class Restore:
         request = job.request
         self.options: Mapping[str, Any] = request.get("options") or {}
         self.scenario = scenario
+        self.scenario_names = scenario_names(scenario)
         self.target: Mapping[str, Any] = (request.get("target") or {}).get("values", {})
         self.dry_run = bool(request.get("dryRun"))
-        self.policy = conflict_policy(self.definition.restore.conflict, self.options)
+        self.policy = conflict_policy(self.definition.restore.conflict, self.options, scenario)
         self.units = asyncio.Semaphore(job.concurrency)
         self.remembered: dict[Key, dict[str, Any]] = {}
         self.table = Table([])
         self.plan: dict[str, Any] = {"writes": 0, "requests": []}
+        self.totals = dict.fromkeys(OUTCOMES, 0)
+        self.names: dict[Key, str] = {}
 
     async def run(self) -> None:
         """Verifies, then writes back every selected object, depth by depth."""
@@ -105,12 +132,30 @@ class Restore:
         await manifest.verify(self.job.storage, entries, self.job.concurrency)
         levels = self._levels(entries)
         self.journal.progress.update(done=0, total=sum(map(len, levels)))
+        self.totals = self.journal.record["restore"] = totals(self.journal.units.values())
+        self._name([*found.items, *self.job.request["items"]])
         for unit in self.journal.units.values():
             self._remember(unit.get("type", ""), unit.get("values", {}), unit.get("remember", {}))
         for level in levels:
             await for_each(self._resource, level, limit=self.job.concurrency)
         if self.dry_run:
             self.journal.record["dryRun"] = self.plan
+
+    def _name(self, items: Iterable[Any]) -> None:
+        """Keeps the names the platform gave the backup's or this restore's items (the other
+        resources are named as the resources table names them, else by their ctx values)."""
+        for item in items:
+            if not isinstance(item, dict):
+                continue  # a malformed manifest item names nothing
+            kind = self.definition.types.get(str(item.get("type")))
+            name, values = item.get("name"), item.get("values")
+            if kind is not None and isinstance(name, str) and isinstance(values, dict):
+                self.names[resource_key(kind, values)] = name
+
+    def _label(self, kind: ResourceType, entry: Entry) -> Named:
+        """How error entries name an object's resource."""
+        name = self.names.get(resource_key(kind, entry.values)) or self.table.name(entry)
+        return Named.of(kind, entry.values, name)
 
     def _levels(self, entries: Sequence[Entry]) -> list[list[list[Entry]]]:
         """The objects grouped by resource, the resources by depth (the actual one the
@@ -137,7 +182,8 @@ class Restore:
         steps = [(i, step) for i, step in enumerate(kind.restore) if entry.step in step.from_]
         texts = [(index, step) for index, step in steps if step.upload is None]
         async with self.units:
-            unit = _Unit(kind, entry, texts, self._target(kind, entry))
+            label = self._label(kind, entry)
+            unit = _Unit(kind, entry, texts, self._target(kind, entry), label)
             for index, step in steps:
                 if step.upload is not None:  # one write of the object's bytes, streamed
                     await self._step(unit, index, step, None)
@@ -159,7 +205,7 @@ class Restore:
             if any(self._may_write(unit, step) for _, step in unit.steps):
                 self._failed(unit, exc)
             else:
-                unit.counts["skipped"] += 1
+                self._count(unit, "skipped")
 
     def _may_write(self, unit: _Unit, step: RestoreStep) -> bool:
         """Whether a step's `when` lets an object through that has no text record (rendered
@@ -180,6 +226,7 @@ class Restore:
             "options": self.options,
             "record": record,
             "meta": unit.entry.meta,
+            "scenario": self.scenario_names,
         }
 
     async def _record(self, unit: _Unit, record: Any) -> None:
@@ -205,7 +252,7 @@ class Restore:
         except EngineError as exc:
             self._failed(unit, exc)
             return
-        unit.counts[outcome] += 1
+        self._count(unit, outcome)
 
     def _upload(
         self, unit: _Unit, step: RestoreStep, names: Mapping[str, Any], place: str
@@ -215,10 +262,12 @@ class Restore:
         return uploads.body(self.job.storage, unit.entry, step, names, place)
 
     def _failed(self, unit: _Unit, exc: EngineError) -> None:
-        error = entry_of(exc)
-        error["resource"] = f"{unit.kind.name} {unit.entry.path}"
-        self.journal.error(error)
-        unit.counts["failed"] += 1
+        self.journal.error(unit.label.entry(exc))
+        self._count(unit, "failed")
+
+    def _count(self, unit: _Unit, outcome: str) -> None:
+        unit.counts[outcome] += 1
+        self.totals[outcome] += 1
 
     async def _transformed(self, step: RestoreStep, record: Any, unit: _Unit) -> Any:
         """The record as the step's transform hook changes it (None: not written)."""
@@ -250,21 +299,23 @@ class Restore:
         if self.dry_run:
             self._planned(request, names, place)
             return "written"
-        statuses = conflict.status if conflict is not None else ()
+        # a conflict is taken as the SaaS's last word: no response rule, no retry
+        accept = conflict.matches if conflict is not None else None
         try:
             answer = await self.saas.send(
-                request, names, place=f"{place}/request", accept=statuses, body=body
+                request, names, place=f"{place}/request", accept=accept, body=body
             )
         except Ignored:  # a response rule: the write is not needed
             return "skipped"
-        if answer.status in statuses:
+        if conflict is not None and conflict.matches(answer.status, answer.body):
             if self.policy == "fail":
                 raise SaasError(f"{answer.label}: the object exists (conflict policy: fail)")
-            return "skipped"
+            return "conflicts"
         if step.remember:
             found = {"answer": answer.json(), "record": names["record"]} | {
                 "ctx": names["ctx"],
                 "target": names["target"],
+                "scenario": names["scenario"],
             }
             remembered |= render_tree(dict(step.remember), found, place=f"{place}/remember")
         return "written"
@@ -283,7 +334,7 @@ class Restore:
         the request's target and the values its ancestors' writes remembered."""
         target = dict(entry.values)
         if self.scenario is not None and self.scenario.target:
-            names = {"ctx": entry.values, "options": self.options}
+            names = {"ctx": entry.values, "options": self.options, "scenario": self.scenario_names}
             pointer = f"/restore/scenarios/{self.scenario.id}/target"
             target |= render_tree(dict(self.scenario.target), names, place=pointer)
         target |= {key: value for key, value in self.target.items() if key in target}

@@ -114,11 +114,22 @@ BackupStep = ObjectStep | CollectionStep | DownloadStep
 
 @dataclass(frozen=True)
 class Conflict:
-    """How a write refuses to replace an existing object."""
+    """How a write refuses to replace an existing object, and how its answer says it exists:
+    a status in ``status`` (when given) whose body holds ``body`` (when given)."""
 
     SCHEMA: ClassVar[str] = "#/$defs/restoreStep/properties/conflict"
     headers: Tree
     status: tuple[int, ...]
+    body: str | None
+
+    def matches(self, status: int, body: bytes) -> bool:
+        """Whether an answer with this status and body says the object exists (without a
+        status list, only an error status can)."""
+        if self.status and status not in self.status:
+            return False
+        if not self.status and status < 400:
+            return False
+        return self.body is None or self.body.encode() in body
 
 
 @dataclass(frozen=True)
@@ -162,6 +173,7 @@ class RestoreStep:
     remember: Tree
     transform: str | None
     upload: Upload | None
+    idempotent: bool
 
 
 @dataclass(frozen=True)
