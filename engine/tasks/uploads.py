@@ -6,11 +6,13 @@ object never reaches the SaaS complete (the request is cut short and fails)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import copy
 import json
 import secrets
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,10 +109,15 @@ async def chunks(storage: Storage, entry: Entry) -> AsyncGenerator[bytes, None]:
     info, held, count = entry.info, b"", 0
     with manifest.listed(storage, entry.path):
         async with storage.reader(entry.path, compression=info.compression, expect=info) as reader:
-            while chunk := await reader.read():
-                if held:
-                    yield held
-                held, count = chunk, count + len(chunk)
+            ahead = asyncio.ensure_future(reader.read())  # the next chunk, read while one is sent
+            try:
+                while chunk := await ahead:
+                    ahead = asyncio.ensure_future(reader.read())
+                    if held:
+                        yield held
+                    held, count = chunk, count + len(chunk)
+            finally:
+                await _settled(ahead)
     if count != info.raw_size:
         message = f"the backup is damaged: {entry.path} holds {count} bytes, where"
         raise BackupDamaged(
@@ -118,6 +125,14 @@ async def chunks(storage: Storage, entry: Entry) -> AsyncGenerator[bytes, None]:
         )
     if held:
         yield held
+
+
+async def _settled(read: asyncio.Future[bytes]) -> None:
+    """Cancels a read ahead nobody will take (the request stopped early) and lets it end; what
+    it raised is of no use then (the reason the request stopped is already on its way)."""
+    read.cancel()
+    with suppress(asyncio.CancelledError, Exception):
+        await read
 
 
 async def _framed(
