@@ -79,6 +79,7 @@ def build(api: Api) -> Tree:
     for op in sorted(lists, key=lambda op: (op.path.count("/"), op.path)):
         found = records_of(api, op.answer)
         if found is None:
+            tree.todos += [f"{op.label}: {op.unresolved}"] if op.unresolved else []
             continue
         kind = _place(op, found, by_shape, tree)
         if kind is not None:
@@ -165,7 +166,7 @@ def id_field(kind: Kind) -> tuple[str, str]:
     found = field_of(kind, ID_FIELDS)
     if found:
         return found, ""
-    item = kind.on_item.get("get") or kind.on_item.get("put")
+    item = next(iter(kind.on_item.values()), None)
     param = PARAM.findall(item.path)[-1] if item else ""
     if param:
         return param, f"guess: the item path's parameter {{{param}}} is the item's {param}"

@@ -42,6 +42,7 @@ class Operation:
     parameters: tuple[Parameter, ...]
     answer: Mapping[str, Any] | None
     headers: tuple[str, ...]
+    unresolved: str = ""  # why its answer's schema is unknown: a $ref that does not resolve
 
     @property
     def label(self) -> str:
@@ -221,7 +222,7 @@ def _operation(
     shared: dict[tuple[str, str], Parameter],
 ) -> Operation:
     own = _parameters(resolver, operation.get("parameters"))
-    answer, headers = _success(resolver, version, operation.get("responses") or {})
+    answer, headers, unresolved = _success(resolver, version, operation.get("responses") or {})
     return Operation(
         method=method,
         path=path,
@@ -229,6 +230,7 @@ def _operation(
         parameters=tuple({**shared, **own}.values()),
         answer=answer,
         headers=headers,
+        unresolved=unresolved,
     )
 
 
@@ -244,18 +246,19 @@ def _parameters(resolver: Any, nodes: Any) -> dict[tuple[str, str], Parameter]:
 
 def _success(
     resolver: Any, version: str, responses: dict[str, Any]
-) -> tuple[Mapping[str, Any] | None, tuple[str, ...]]:
-    """The JSON schema and header names of the first 2xx answer (200 first)."""
+) -> tuple[Mapping[str, Any] | None, tuple[str, ...], str]:
+    """The JSON schema and header names of the first 2xx answer (200 first), and why the
+    schema is unknown when a reference to it does not resolve."""
     codes = sorted((str(code) for code in responses if str(code).startswith("2")), key=_rank)
-    if not codes:
-        return None, ()
-    response = deref(resolver, responses[codes[0]])
+    response = deref(resolver, responses[codes[0]]) if codes else None
     if not isinstance(response, dict):
-        return None, ()
+        return None, (), ""
     headers = tuple(str(name) for name in response.get("headers") or {})
     schema = response.get("schema") if version.startswith("2.") else _json_schema(response)
     resolved = deref(resolver, schema) if schema is not None else None
-    return (resolved if isinstance(resolved, dict) else None), headers
+    if isinstance(schema, dict) and "$ref" in schema and not resolved:
+        return None, headers, f"its answer's $ref {schema['$ref']} does not resolve"
+    return (resolved if isinstance(resolved, dict) else None), headers, ""
 
 
 def _rank(code: str) -> tuple[int, str]:

@@ -23,6 +23,8 @@ EXAMPLE_ORIGIN = (
 HOOKS = '''"""Hooks of the {name} module: Python where YAML cannot say it (docs/hooks.md lists every
 hook point and its signature)."""
 
+from typing import Any
+
 
 def tidy(record: Any, ctx: dict[str, Any]) -> Any:
     """Each record before it is stored (the backup steps' ``transform: tidy``); None drops it."""
