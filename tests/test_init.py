@@ -4,6 +4,8 @@ terminal (engine/authoring/scaffold.py, commands.py)."""
 
 from __future__ import annotations
 
+import os
+import pty
 import subprocess
 import sys
 from pathlib import Path
@@ -50,7 +52,7 @@ def test_the_id_comes_from_the_folder_and_the_options_win(tmp_path: Path):
     code, _ = init(tmp_path / "My Module_2", "--name", "Acme Cloud")
     text = (tmp_path / "My Module_2" / "module.yaml").read_text()
     assert code == 0
-    assert "  id: my-module-2\n  name: \"Acme Cloud\"\n" in text
+    assert '  id: my-module-2\n  name: "Acme Cloud"\n' in text
     init(tmp_path / "9lives", "--id", "cats")
     assert "  id: cats\n" in (tmp_path / "9lives" / "module.yaml").read_text()
 
@@ -88,15 +90,11 @@ def test_init_as_a_subprocess_with_stdin_not_a_terminal_asks_nothing(tmp_path: P
 
 
 def test_init_asks_the_id_and_name_on_a_terminal_with_defaults(tmp_path: Path):
-    import pty  # noqa: PLC0415 (POSIX only)
-
     folder = tmp_path / "asked"
     script = "from engine.cli import main; main()"
     argv = [sys.executable, "-c", script, "init", str(folder)]
     leader, follower = pty.openpty()
     process = subprocess.Popen(argv, stdin=follower, stdout=follower, stderr=follower)
-    import os  # noqa: PLC0415
-
     os.close(follower)
     os.write(leader, b"\nAcme Cloud\n")  # the id's default, then a name
     output = b""
@@ -111,4 +109,4 @@ def test_init_asks_the_id_and_name_on_a_terminal_with_defaults(tmp_path: Path):
     assert process.wait(timeout=60) == 0, output
     os.close(leader)
     assert b"Module id [asked]" in output
-    assert "  id: asked\n  name: \"Acme Cloud\"\n" in (folder / "module.yaml").read_text()
+    assert '  id: asked\n  name: "Acme Cloud"\n' in (folder / "module.yaml").read_text()
