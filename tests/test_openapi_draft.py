@@ -150,13 +150,37 @@ def test_the_kinto_draft_lists_the_real_buckets_and_their_collections(
     assert code == 0, output
     assert validate([folder]) == []
     assert todos(text) == []  # what a person still writes for Kinto: see docs/authoring.md
+    assert text.count('If-None-Match: "*"') == 5  # each PUT conditional: account to record
     auth = taskflow.auth_of(kinto)  # only the auth settings: server_url, username, password
     app = create_app(load_module(folder), Settings(storage_allow=(str(tmp_path),)))
+    wrong = {"settings": auth["settings"] | {"password_secret": "not-the-password"}}
     with TestClient(app) as client:
-        assert post(client, "/api/schemas/auth/validate", {"auth": auth}).get("valid", True)
+        assert post(client, "/api/schemas/auth/validate", {"auth": auth})["valid"] is True
+        assert post(client, "/api/schemas/auth/validate", {"auth": wrong})["valid"] is False
         roots = taskflow.root_ctxs(client, auth)
         for bucket, collections in kinto_data.items():
             assert roots[bucket]["type"] == "bucket"
             below = post(client, "/api/resources", {"auth": auth, "ctx": roots[bucket]})
             assert sorted(r["name"] for r in below["resources"]) == sorted(collections)
             assert {r["ctx"]["type"] for r in below["resources"]} == {"collection"}
+
+
+def test_the_kinto_draft_backs_up_a_bucket_and_restores_a_lost_collection(
+    kinto: servers.KintoServer, kinto_data: dict[str, list[str]], tmp_path: Path
+):
+    folder = tmp_path / "kinto"
+    draft(f"{kinto.url}/__api__", folder)
+    auth = taskflow.auth_of(kinto)
+    bucket = next(iter(kinto_data))
+    app = create_app(load_module(folder), Settings(storage_allow=(str(tmp_path),)))
+    with TestClient(app) as client, taskflow.kinto_client(kinto.url, kinto.admin) as kinto_api:
+        ctx = taskflow.root_ctxs(client, auth)[bucket]
+        start = {"auth": auth, "storage": {"url": str(tmp_path / "backup")}, "ctx": ctx}
+        done = taskflow.run_task(client, "/api/backup", start | {"taskUuid": taskflow.new_uuid()})
+        taskflow.assert_done(done)
+        assert (tmp_path / "backup" / "manifest.json").is_file()
+        kinto_api.delete(f"/buckets/{bucket}/collections/c2").raise_for_status()
+        done = taskflow.run_task(client, "/api/restore", start | {"taskUuid": taskflow.new_uuid()})
+        taskflow.assert_done(done)
+        listed = kinto_api.get(f"/buckets/{bucket}/collections").json()["data"]
+        assert sorted(c["id"] for c in listed) == ["c1", "c2", "c3"]

@@ -11,7 +11,7 @@ from typing import Any
 
 from engine.authoring import listings, paging, signin
 from engine.authoring.listings import PARAM, Kind
-from engine.authoring.openapi import Api, Scheme
+from engine.authoring.openapi import Api, Operation, Scheme
 from engine.authoring.yamltext import Noted, document, noted
 
 LANGUAGE = "docs/language.md"
@@ -156,7 +156,8 @@ def _restore(kind: Kind) -> tuple[list[Noted], str]:
         op = kind.on_item.get(method)
         if op is not None:
             request = {"method": method.upper(), "path": _path(op.path, kind.keys, "target")}
-            return [_write(kind, request | {"body": body}, f"draft: {op.label}: {why}")], ""
+            step = _write(kind, request | {"body": body}, f"draft: {op.label}: {why}")
+            return [_conditional(step, op)], ""
     if kind.create is not None:
         request = {"method": "POST", "path": _path(kind.create.path, kind.chain, "target")}
         note = f"draft: {kind.create.label} creates anew (a resumed restore may create twice)"
@@ -166,6 +167,16 @@ def _restore(kind: Kind) -> tuple[list[Noted], str]:
         request = {"method": "PATCH", "path": _path(op.path, kind.keys, "target")}
         return [_write(kind, request | {"body": body}, f"draft: {op.label}: {WRITES[1][1]}")], ""
     return [], f"TODO: {kind.listing.label}: no PUT, POST or PATCH writes it back: no restore"
+
+
+def _conditional(step: Noted, op: Operation) -> Noted:
+    """step with a conflict rule when op takes If-None-Match: a write that does not replace an
+    existing item unless the restore's policy is overwrite (docs/language.md, conflict)."""
+    if "if-none-match" not in {name.lower() for name in op.names("header")}:
+        return step
+    conflict = {"headers": {"If-None-Match": "*"}, "status": [412]}
+    why = "guess: it takes If-None-Match: * fails with 412 where the item exists"
+    return noted(step.value | {"conflict": noted(conflict, why)}, *step.notes)
 
 
 def _write(kind: Kind, request: dict[str, Any], note: str) -> Noted:
