@@ -9,12 +9,16 @@ from pathlib import Path
 
 import click
 
+from engine.authoring.commands import init
 from engine.errors import EngineError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Declarative SaaS backup modules: one YAML file per module, the whole module API."""
+
+
+main.add_command(init)
 
 
 @main.command()

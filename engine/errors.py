@@ -40,6 +40,9 @@ fsspec and the backends in engine.storage.objects, jinja2 in engine.language.tem
     +-- RecordedError           a failed task's error, as its record keeps it (its own status)
     +-- Unavailable             the process is shutting down (503 UNAVAILABLE)
     +-- ConfigError             a bad ENGINE_* setting (CLI exit 2)
+    +-- DescriptionError        an API description that cannot be read or is not OpenAPI 3.x or
+    |                           Swagger 2.0 (engine init --from-openapi; CLI exit 2)
+    +-- ModuleExists            engine init would overwrite a module's file (CLI exit 3)
 
 Each class knows its wire ``code``, HTTP ``status`` and CLI ``exit_code`` (1 by default; 2 bad
 input, 3 an incomplete backup, 4 storage failing or refused; a damaged backup 1 again); messages
@@ -367,3 +370,16 @@ def error_entry(
 def entry_of(error: EngineError) -> dict[str, Any]:
     """The Error entry for an engine exception reported as non-fatal."""
     return error_entry(error.code, error.message, resource=error.resource, field=error.field)
+
+
+class DescriptionError(EngineError):
+    """Raised when an API description (``engine init --from-openapi``) cannot be read, does not
+    parse, or is not an OpenAPI 3.x or Swagger 2.0 document."""
+
+    exit_code = 2
+
+
+class ModuleExists(EngineError):
+    """Raised when ``engine init`` would overwrite a file of an existing module."""
+
+    exit_code = 3

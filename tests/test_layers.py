@@ -22,6 +22,7 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "tasks": frozenset({"base", "language", "storage", "saas", "tasks"}),
     "api": frozenset({"base", "language", "storage", "saas", "tasks", "api"}),
     "backups": frozenset({"base", "language", "storage", "tasks", "backups"}),
+    "authoring": frozenset({"base", "language", "saas", "authoring"}),
 }
 PACKAGES = frozenset(MAY_IMPORT) - {"base"}
 
@@ -118,6 +119,7 @@ BOUNDARIES = {
     "yaml": "engine.language.document",
     "starlette": "engine.api.app",
     "uvicorn": "engine.serving",
+    "referencing": "engine.authoring.openapi",
 }
 
 

@@ -489,3 +489,25 @@ def _reason(exc: httpx.HTTPError) -> str:
         httpx.RemoteProtocolError: "connection dropped",
     }
     return next((text for kind, text in table.items() if isinstance(exc, kind)), type(exc).__name__)
+
+
+DOCUMENT_LIMIT = 64 << 20
+
+
+def fetch_document(url: str, *, timeout: float = 60.0, limit: int = DOCUMENT_LIMIT) -> bytes:
+    """A published document (an API description for ``engine init``) fetched once with GET,
+    redirects followed, no credentials and no proxy settings sent; at most ``limit`` bytes."""
+    label = "the API description"
+    with (
+        _translated(label),
+        httpx.Client(timeout=timeout, trust_env=False) as client,
+        client.stream("GET", url, follow_redirects=True) as response,
+    ):
+        if response.status_code >= 400:
+            raise SaasError(f"{label}: the server answered {response.status_code}")
+        body = bytearray()
+        for chunk in response.iter_bytes():
+            body += chunk
+            if len(body) > limit:
+                raise SaasError(f"{label}: larger than {limit} bytes")
+        return bytes(body)
