@@ -83,7 +83,8 @@ def _refuse_overwrite(folder: Path, names: list[str]) -> None:
     existing = [name for name in names if (folder / name).exists()]
     if existing:
         found = ", ".join(str(folder / name) for name in existing)
-        raise ModuleExists(f"{found} exists: engine init never overwrites a module's files")
+        verb = "exists" if len(existing) == 1 else "exist"
+        raise ModuleExists(f"{found} {verb}: engine init never overwrites a module's files")
 
 
 def _identity(
