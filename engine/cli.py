@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from engine.errors import EngineError
+from engine.runner.commandline import run
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -56,6 +57,8 @@ def serve(module: Path | None, host: str | None, port: int | None) -> None:
             click.echo(str(problem), err=True)
         raise click.ClickException(exc.message) from None
 
+
+main.add_command(run)
 
 # --------------------------------------------------------------------------- engine backups
 

@@ -22,6 +22,7 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "tasks": frozenset({"base", "language", "storage", "saas", "tasks"}),
     "api": frozenset({"base", "language", "storage", "saas", "tasks", "api"}),
     "backups": frozenset({"base", "language", "storage", "tasks", "backups"}),
+    "runner": frozenset({"base", "language", "storage", "tasks", "api", "backups", "runner"}),
 }
 PACKAGES = frozenset(MAY_IMPORT) - {"base"}
 
