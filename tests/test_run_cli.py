@@ -9,6 +9,7 @@ import json
 import os
 import pty
 import select
+import signal
 import subprocess
 import sys
 import uuid
@@ -346,3 +347,38 @@ def test_settings_are_asked_on_a_terminal_with_the_forms_rules_and_the_password_
             process.wait()
         os.close(leader)
     assert PASSWORD not in "".join(seen)
+
+
+def test_an_interrupted_backup_exits_130_and_status_resumes_it_to_an_intact_backup(
+    kinto: servers.KintoServer, bucket: tuple[str, Any], tmp_path: Path
+) -> None:
+    name, _ = bucket
+    env = {f"ENGINE_SETTINGS_{k.upper()}": str(v) for k, v in kinto_settings(kinto).items()}
+    env["ENGINE_STORAGE_ALLOW"] = str(tmp_path)
+    url = str(tmp_path / "stopped")
+    argv = [sys.executable, "-m", "engine", "run", KINTO, "backup", name, "--to", url]
+    keep = {key: value for key, value in os.environ.items() if key.startswith(("PATH", "HOME"))}
+    process = subprocess.Popen(
+        argv, stderr=subprocess.PIPE, text=True, cwd=taskflow.ROOT, env=keep | env
+    )
+    assert process.stderr is not None
+    assert process.stderr.readline().startswith("backup: 0/? resources")
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "Error: interrupted" in err
+    (record,) = (tmp_path / "stopped" / ".engine" / "tasks").iterdir()
+    assert json.loads(record.read_text())["owner"] is None  # its lease released
+    done = engine_run(KINTO, "status", url, record.stem, "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["status"] == "DONE"
+    verified = engine_run(KINTO, "verify", url, "--read-data", env=env)
+    assert verified.returncode == 0, verified.stdout
+
+
+def test_the_help_lists_every_command_and_the_exit_codes() -> None:
+    shown = CliRunner().invoke(main, ["run", "--help"]).output
+    for command in ("check", "roots", "resources", "tree", "backup", "restore", "export"):
+        assert f"  {command} " in shown
+    for code in ("0  done", "2  usage", "4  storage", "5  the settings", "6  the SaaS refused"):
+        assert code in shown

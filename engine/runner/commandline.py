@@ -182,12 +182,20 @@ def export(
     show_default=True,
     help="The kind of the task.",
 )
+@click.option("--once", is_flag=True, help="One status call; do not follow the task.")
 @_common
 def status(
-    module: Path, *, url: str, task_uuid: str, role: str, settings_file: Path | None, as_json: bool
+    module: Path,
+    *,
+    url: str,
+    task_uuid: str,
+    role: str,
+    once: bool,
+    settings_file: Path | None,
+    as_json: bool,
 ) -> None:
-    """One /api/status call for task TASK_UUID at storage URL."""
-    _go(module, settings_file, as_json, lambda c, r: c.status(r, url, task_uuid, role))
+    """Follow task TASK_UUID at storage URL to its end (resuming it if it was interrupted)."""
+    _go(module, settings_file, as_json, lambda c, r: c.status(r, url, task_uuid, role, once))
 
 
 @run.command(epilog=EXIT_CODES)

@@ -52,6 +52,9 @@ def execute(run: Run, work: Work) -> int:
     except EngineError as exc:
         with guarding(auth):
             return _failed(exc, run.as_json)
+    except KeyboardInterrupt:  # the app's lifespan has saved its tasks and released them
+        click.echo("Error: interrupted (a task's record keeps its progress)", err=True)
+        return exits.INTERRUPTED
 
 
 async def _inside(
@@ -250,11 +253,17 @@ def _ctx_of_row(definition: Definition, row: Mapping[str, Any]) -> dict[str, Any
     return build_ctx(definition.id, role, row["type"], row["values"])
 
 
-def status(run: Run, url: str, task_uuid: str, role: str) -> Work:
+def status(run: Run, url: str, task_uuid: str, role: str, once: bool) -> Work:
     async def work(api: Session) -> int:
         ctx = {"kind": f"{role}@{api.definition.id}", "taskUuid": task_uuid}
         body = {"taskUuid": task_uuid, "ctx": ctx, "storage": {"url": url}}
         answer = await api.post("/api/status", body)
+        if not once:  # a task this process resumed must run to its end here
+            meter = _meter(run, role)
+            try:
+                answer = await api.follow(body, answer, meter)
+            finally:
+                meter.close()
         if run.as_json:
             show(answer)
         else:

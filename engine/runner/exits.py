@@ -15,9 +15,11 @@ Exit codes:
   5  the settings break the module's auth form (INVALID_SETTINGS)
   6  the SaaS refused the credentials (SAAS_AUTH_FAILED)
   7  the SaaS failed or answered nonsense (SAAS_ERROR, PAGINATION_STOPPED)
-  8  the task finished, but some items failed (each error printed)"""
+  8  the task finished, but some items failed (each error printed)
+  130  interrupted (Ctrl-C): a task's record keeps its progress"""
 
 PARTLY_DONE = 8
+INTERRUPTED = 130
 
 BY_CODE: dict[Code, int] = {
     Code.BAD_REQUEST: 2,

@@ -85,15 +85,20 @@ class Session:
         path = f"/api/bulk/{role}" if "items" in body else f"/api/{role}"
         start = {"taskUuid": str(uuid.uuid4())} | dict(body)
         try:
-            answer = await self.post(path, start)
-            while answer["status"] != "DONE":
-                meter.show(answer)
-                await asyncio.sleep(POLL_SECONDS)
-                answer = await self.post("/api/status", _status_body(start, answer))
-            meter.show(answer)
-            return answer
+            return await self.follow(start, await self.post(path, start), meter)
         finally:
             meter.close()
+
+    async def follow(
+        self, start: Mapping[str, Any], answer: dict[str, Any], meter: Meter
+    ) -> dict[str, Any]:
+        """Poll the status of the task start began (answer: its last) until DONE."""
+        while answer["status"] != "DONE":
+            meter.show(answer)
+            await asyncio.sleep(POLL_SECONDS)
+            answer = await self.post("/api/status", _status_body(start, answer))
+        meter.show(answer)
+        return answer
 
 
 def _status_body(start: Mapping[str, Any], answer: Mapping[str, Any]) -> dict[str, Any]:
