@@ -243,14 +243,17 @@ def test_a_wrong_password_exits_6_as_a_subprocess_and_never_shows(
     assert good.returncode == 0 and good.stdout.startswith("valid")
 
 
-def test_settings_from_engine_settings_variables_and_a_form_rule_broken_exits_5(
-    kinto: servers.KintoServer,
+def test_settings_from_engine_settings_variables_a_yaml_file_and_a_form_rule_broken_exits_5(
+    kinto: servers.KintoServer, tmp_path: Path
 ) -> None:
     settings = kinto_settings(kinto)
     env = {f"ENGINE_SETTINGS_{key.upper()}": str(value) for key, value in settings.items()}
     done = engine_run(KINTO, "roots", "--json", env=env)
     assert done.returncode == 0, done.stderr
     assert isinstance(json.loads(done.stdout)["resources"], list)
+    yaml_file = tmp_path / "auth.yaml"  # a whole AuthInfo, in YAML
+    yaml_file.write_text("settings:\n" + "".join(f"  {k}: {v}\n" for k, v in settings.items()))
+    assert as_json(run(KINTO, "check", "--json", settings=yaml_file))["valid"] is True
     broken = engine_run(KINTO, "roots", env=env | {"ENGINE_SETTINGS_SERVER_URL": "not a url"})
     assert broken.returncode == 5, broken.stderr
     assert "Error: INVALID_SETTINGS" in broken.stderr
