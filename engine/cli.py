@@ -11,6 +11,7 @@ import click
 
 from engine.authoring.commands import init
 from engine.errors import EngineError
+from engine.runner.commandline import run
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -19,6 +20,7 @@ def main() -> None:
 
 
 main.add_command(init)
+main.add_command(run)
 
 
 @main.command()

@@ -34,6 +34,9 @@ def _how_to_call(kinto: servers.KintoServer, port: int, summary: servers.SeedSum
             "-H", "Content-Type: application/json", "-d", json.dumps(body),
         ]
     )  # fmt: skip
+    variables = " ".join(
+        f"ENGINE_SETTINGS_{key.upper()}={shlex.quote(value)}" for key, value in settings.items()
+    )
     setup = f"export KINTO={kinto.url} AUTH={shlex.quote(json.dumps(body['auth']))}"
     return (
         f"Kinto:    {kinto.url}  (user {user!r}, password {password!r})\n"
@@ -41,8 +44,12 @@ def _how_to_call(kinto: servers.KintoServer, port: int, summary: servers.SeedSum
         f"{sum(map(len, summary.collections.values()))} collections, "
         f"{sum(map(len, summary.groups.values()))} groups, {summary.record_count} records\n"
         f"Kinto log: {kinto.log_path}\n"
-        f"Try:\n  {curl}\n"
-        f"For the README's backup and restore walkthrough, in another shell:\n  {setup}\n"
+        f"Try first, in another shell (the module API in process, no server needed):\n"
+        f"  export {variables}\n"
+        f"  .venv/bin/engine run modules/kinto tree\n"
+        f'The HTTP API by hand, served here on :{port} (README: "The HTTP API by hand"):\n'
+        f"  {setup}\n"
+        f"  {curl}\n"
     )
 
 

@@ -23,6 +23,7 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "api": frozenset({"base", "language", "storage", "saas", "tasks", "api"}),
     "backups": frozenset({"base", "language", "storage", "tasks", "backups"}),
     "authoring": frozenset({"base", "language", "saas", "authoring"}),
+    "runner": frozenset({"base", "language", "storage", "tasks", "api", "backups", "runner"}),
 }
 PACKAGES = frozenset(MAY_IMPORT) - {"base"}
 
