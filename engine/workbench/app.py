@@ -1,0 +1,96 @@
+"""The workbench's ASGI application: the module API's paths go to the module's own app (the
+last good definition, reloaded as the files change), every other path to the author's page."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from engine.api.app import create_app
+from engine.language.definition import Definition
+from engine.runner.inprocess import InProcess
+from engine.settings import Settings
+from engine.workbench.live import POLL_SECONDS, Live
+
+HERE = Path(__file__).parent
+API_PATHS = ("/api/", "/healthz", "/openapi.json")
+NOT_LOADED = {
+    "error": {
+        "code": "INTERNAL",
+        "description": "no valid module loaded yet: fix the problems the workbench page shows",
+    }
+}
+
+templates = Jinja2Templates(directory=HERE / "templates")
+
+
+class Workbench:
+    """ASGI: the module API to the live module's app, the rest to the page's app."""
+
+    def __init__(self, live: Live, page: Starlette) -> None:
+        self.live = live
+        self.page = page
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(API_PATHS):
+            await self._api(scope, receive, send)
+        else:
+            await self.page(scope, receive, send)
+
+    async def _api(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        current = self.live.current
+        if current is None:
+            await JSONResponse(NOT_LOADED, status_code=503)(scope, receive, send)
+        else:
+            await current.forward(scope, receive, send)
+
+
+async def page(request: Request) -> Response:
+    """The author's page: the live definition, sign in, resource tree."""
+    live: Live = request.app.state.live
+    return templates.TemplateResponse(request, "page.html", {"state": live.state()})
+
+
+async def state(request: Request) -> Response:
+    """The module's problems and which definition serves, polled by the page."""
+    return JSONResponse(request.app.state.live.state())
+
+
+def create_workbench(folder: Path, settings: Settings, *, poll: float = POLL_SECONDS) -> Workbench:
+    """The workbench for the module in ``folder`` (``poll``: seconds between file checks)."""
+
+    def serve(definition: Definition) -> InProcess:
+        return InProcess(create_app(definition, settings))
+
+    live = Live(folder, serve)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await live.refresh()
+        watcher = asyncio.create_task(live.watch(poll))
+        try:
+            yield
+        finally:
+            watcher.cancel()
+            with suppress(asyncio.CancelledError):
+                await watcher
+            await live.close()
+
+    routes = [
+        Route("/", page, methods=["GET"]),
+        Route("/dev/state", state, methods=["GET"]),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.live = live
+    return Workbench(live, app)
