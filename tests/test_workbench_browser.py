@@ -1,0 +1,137 @@
+"""engine dev's page in a real browser (Debian's chromium through selenium) against a real
+Kinto: sign in with a wrong then a right password, open a bucket, break module.yaml on disk and
+see the located error, fix it. ENGINE_SCREENSHOTS=docs/workbench keeps the screenshots."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import WebDriverWait
+
+from scripts import servers
+from tests import taskflow
+from tests.test_workbench import BROKEN_KEY, edit
+
+WAIT = 10.0
+PASSWORD_FIELD = "#field-password"
+
+
+@pytest.fixture(scope="module")
+def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[servers.Server, Path]]:
+    """`engine dev` serving a copy of modules/kinto on a free port: (server, module folder)."""
+    work = tmp_path_factory.mktemp("dev")
+    folder = Path(shutil.copytree(taskflow.KINTO_MODULE, work / "kinto"))
+    port = servers.free_port()
+    argv = [sys.executable, "-m", "engine", "dev", str(folder), "--port", str(port)]
+    url = f"http://{servers.HOST}:{port}"
+    with servers.start_process(
+        "engine-dev",
+        argv,
+        url=url,
+        health_url=f"{url}/dev/state",
+        log_path=work / "dev.log",
+        cwd=taskflow.ROOT,
+    ) as server:
+        yield server, folder
+
+
+@pytest.fixture(scope="module")
+def bucket(kinto: servers.KintoServer) -> str:
+    """A fresh bucket with two collections and a group."""
+    prefix = f"wb{uuid.uuid4().hex[:8]}"
+    seeded = servers.seed_kinto(
+        kinto.url, kinto.admin, buckets=1, collections=2, groups=1, records=3, prefix=prefix
+    )
+    return seeded.buckets[0]
+
+
+def snap(browser: Any, tmp_path: Path, name: str) -> None:
+    """A screenshot of the page as it is (into ENGINE_SCREENSHOTS when set)."""
+    folder = Path(os.environ.get("ENGINE_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    assert browser.save_screenshot(str(folder / f"workbench-{name}.png"))
+
+
+def text_of(browser: Any, selector: str) -> str:
+    return str(browser.find_element(By.CSS_SELECTOR, selector).text)
+
+
+def wait_for(browser: Any, check: Any, what: str) -> Any:
+    return WebDriverWait(browser, WAIT).until(lambda _: check(), message=what)
+
+
+def type_into(browser: Any, selector: str, text: str) -> None:
+    field = browser.find_element(By.CSS_SELECTOR, selector)
+    field.clear()
+    field.send_keys(text)
+
+
+def node(browser: Any, name: str) -> Any:
+    """The tree's node named ``name``, following "more" links until it shows."""
+    found = browser.find_elements(By.CSS_SELECTOR, f'li[data-name="{name}"]')
+    if found:
+        return found[0]
+    for more in browser.find_elements(By.CSS_SELECTOR, "#tree > li > button.more"):
+        more.click()
+    return None
+
+
+def test_sign_in_with_a_wrong_then_a_right_password_and_open_a_bucket(
+    browser: Any,
+    dev: tuple[servers.Server, Path],
+    kinto: servers.KintoServer,
+    bucket: str,
+    tmp_path: Path,
+) -> None:
+    server, _ = dev
+    user, password = kinto.admin
+    browser.get(server.url + "/")
+    wait_for(browser, lambda: browser.find_elements(By.CSS_SELECTOR, PASSWORD_FIELD), "the form")
+    type_into(browser, "#field-server", kinto.url)
+    type_into(browser, "#field-user", user)
+    type_into(browser, PASSWORD_FIELD, "not-the-password")
+    browser.find_element(By.CSS_SELECTOR, "#signin-button").click()
+    wait_for(browser, lambda: text_of(browser, "#error-password"), "the password's error")
+    assert text_of(browser, "#signin-result").startswith("Not signed in")
+    assert "did not recognise these credentials" in text_of(browser, "#error-password")
+    snap(browser, tmp_path, "signin-refused")
+
+    type_into(browser, PASSWORD_FIELD, password + Keys.ENTER)  # the keyboard submits
+    wait_for(browser, lambda: text_of(browser, "#signin-result") == "Signed in.", "signed in")
+    assert text_of(browser, "#error-password") == ""
+    item = wait_for(browser, lambda: node(browser, bucket), f"the bucket {bucket}")
+    toggle = item.find_element(By.CSS_SELECTOR, ".toggle")
+    toggle.send_keys(Keys.ENTER)  # opened from the keyboard
+    child = f'li[data-name="{bucket}"] li[data-name="c000"]'
+    wait_for(browser, lambda: browser.find_elements(By.CSS_SELECTOR, child), "the collections")
+    assert toggle.get_attribute("aria-expanded") == "true"
+    ctx = item.find_element(By.CSS_SELECTOR, "pre.ctx").get_attribute("textContent")
+    assert f'"bucket": "{bucket}"' in ctx
+    snap(browser, tmp_path, "tree")
+    assert password not in server.log_tail(100_000)
+
+
+def test_a_broken_module_yaml_shows_its_located_error_until_it_is_fixed(
+    browser: Any, dev: tuple[servers.Server, Path], tmp_path: Path
+) -> None:
+    server, folder = dev
+    browser.get(server.url + "/")
+    wait_for(browser, lambda: "no errors" in text_of(browser, "#status"), "a clean start")
+    edit(folder, *BROKEN_KEY)
+    problems = "#problems li"
+    wait_for(browser, lambda: browser.find_elements(By.CSS_SELECTOR, problems), "the error")
+    assert text_of(browser, problems).startswith("module.yaml:9:3: /module/colour: ")
+    assert "still serving the last good Kinto 1.0.0" in text_of(browser, "#status")
+    snap(browser, tmp_path, "broken")
+    edit(folder, BROKEN_KEY[1], BROKEN_KEY[0])
+    wait_for(browser, lambda: "no errors" in text_of(browser, "#status"), "the fix")
+    assert browser.find_elements(By.CSS_SELECTOR, problems) == []
