@@ -17,6 +17,7 @@ from engine.cli import main
 from engine.settings import Settings
 from engine.workbench.app import create_workbench
 from engine.workbench.live import attempt, stamp
+from scripts import servers
 from tests import taskflow
 
 BROKEN_KEY = ("  vendor: Mozilla\n", "  vendor: Mozilla\n  colour: blue\n")
@@ -140,3 +141,59 @@ def test_engine_dev_says_it_listens_on_the_local_address_only(word: str) -> None
 def test_engine_dev_refuses_a_folder_that_does_not_exist(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["dev", str(tmp_path / "none")])
     assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def kinto_settings(kinto: servers.KintoServer, password: str) -> dict[str, Any]:
+    return {"server_url": kinto.url, "username": kinto.admin[0], "password_secret": password}
+
+
+def root_ctx(client: TestClient, auth: dict[str, Any], name: str) -> dict[str, Any]:
+    """The ctx of the root named ``name``, read through the test read page by page."""
+    asked: dict[str, Any] = {"auth": auth}
+    while True:
+        read = client.post("/dev/read", json=asked).json()
+        assert read["path"] == "/api/roots" and read["requests"], read
+        for resource in read["answer"]["resources"]:
+            if resource["name"] == name:
+                return dict(resource["ctx"])
+        assert "paginationCtx" in read["answer"], f"no root {name}"
+        asked["paginationCtx"] = read["answer"]["paginationCtx"]
+
+
+def test_a_test_read_shows_the_requests_sent_and_the_mapped_resources(
+    workbench: tuple[Path, TestClient], kinto: servers.KintoServer
+) -> None:
+    _, client = workbench
+    bucket = servers.seed_kinto(
+        kinto.url, kinto.admin, buckets=1, collections=2, groups=0, records=1, prefix="read"
+    ).buckets[0]
+    settings = kinto_settings(kinto, kinto.admin[1])
+    root = root_ctx(client, {"settings": settings}, bucket)
+    found = client.post("/dev/read", json={"auth": {"settings": settings}, "ctx": root}).json()
+    assert (found["path"], found["status"]) == ("/api/resources", 200)
+    names = sorted(r["name"] for r in found["answer"]["resources"])
+    assert names == ["c000", "c001"]
+    [listing] = [e for e in found["requests"] if "/collections" in e["url"]]
+    assert listing["method"] == "GET" and listing["status"] == 200
+    # every auth setting is a secret, the server URL too: the page shows the rest of the URL
+    assert listing["url"].startswith(f"***/buckets/{bucket}/collections")
+    assert '"id":"c000"' in listing["body"].replace(" ", "") and listing["milliseconds"] >= 0
+
+
+def test_a_refused_test_read_shows_the_saas_answer_and_never_the_password(
+    workbench: tuple[Path, TestClient], kinto: servers.KintoServer
+) -> None:
+    _, client = workbench
+    password = "wrong-password-1234"
+    answer = client.post("/dev/read", json={"auth": {"settings": kinto_settings(kinto, password)}})
+    read = answer.json()
+    assert read["status"] >= 400 and [e["status"] for e in read["requests"]][:1] == [401]
+    assert password not in answer.text
+
+
+@pytest.mark.parametrize("body", [b"[1]", b"{not json", b" " * (2 * 1024 * 1024)])
+def test_a_test_read_refuses_what_is_not_a_json_object(
+    workbench: tuple[Path, TestClient], body: bytes
+) -> None:
+    _, client = workbench
+    assert client.post("/dev/read", content=body).status_code == 400

@@ -1,6 +1,7 @@
 """engine dev's page in a real browser (Debian's chromium through selenium) against a real
-Kinto: sign in with a wrong then a right password, open a bucket, break module.yaml on disk and
-see the located error, fix it. ENGINE_SCREENSHOTS=docs/workbench keeps the screenshots."""
+Kinto: sign in with a wrong then a right password, open a bucket, test-read it, break
+module.yaml on disk and see the located error, fix it. ENGINE_SCREENSHOTS=docs/workbench keeps
+the screenshots."""
 
 from __future__ import annotations
 
@@ -85,7 +86,7 @@ def node(browser: Any, name: str) -> Any:
     return None
 
 
-def test_sign_in_with_a_wrong_then_a_right_password_and_open_a_bucket(
+def test_sign_in_with_a_wrong_then_a_right_password_open_a_bucket_and_test_read_it(
     browser: Any,
     dev: tuple[servers.Server, Path],
     kinto: servers.KintoServer,
@@ -117,6 +118,17 @@ def test_sign_in_with_a_wrong_then_a_right_password_and_open_a_bucket(
     ctx = item.find_element(By.CSS_SELECTOR, "pre.ctx").get_attribute("textContent")
     assert f'"bucket": "{bucket}"' in ctx
     snap(browser, tmp_path, "tree")
+
+    item.find_element(By.CSS_SELECTOR, "button.read").click()
+    rows = "#requests tr.exchange"
+    wait_for(browser, lambda: browser.find_elements(By.CSS_SELECTOR, rows), "the requests")
+    statuses = [td.text for td in browser.find_elements(By.CSS_SELECTOR, f"{rows} td.status")]
+    assert set(statuses) == {"200"}
+    assert f"/buckets/{bucket}/collections" in text_of(browser, rows)
+    assert text_of(browser, "#mapped-title") == "Mapped resources (3)"  # 2 collections, a group
+    assert '"name": "c000"' in text_of(browser, "#mapped")
+    snap(browser, tmp_path, "test-read")
+    assert password not in browser.page_source
     assert password not in server.log_tail(100_000)
 
 

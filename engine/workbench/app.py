@@ -4,8 +4,10 @@ last good definition, reloaded as the files change), every other path to the aut
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +21,13 @@ from starlette.templating import Jinja2Templates
 from engine.api.app import create_app
 from engine.language.definition import Definition
 from engine.runner.inprocess import InProcess
+from engine.saas.recorder import recording
 from engine.settings import Settings
 from engine.workbench.live import POLL_SECONDS, Live
 
 HERE = Path(__file__).parent
 API_PATHS = ("/api/", "/healthz", "/openapi.json")
+READ_LIMIT = 1024 * 1024  # bytes of a test read's request: auth settings, a ctx
 NOT_LOADED = {
     "error": {
         "code": "INTERNAL",
@@ -66,6 +70,34 @@ async def state(request: Request) -> Response:
     return JSONResponse(request.app.state.live.state())
 
 
+async def read(request: Request) -> Response:
+    """A test read: the module API's listing of a node's children (the roots with no ``ctx``)
+    as the platform gets it, with every request the engine sent to the SaaS for it."""
+    current: InProcess | None = request.app.state.live.current
+    if current is None:
+        return JSONResponse(NOT_LOADED, status_code=503)
+    data = await request.body()
+    path = _listing(data)
+    if path is None:
+        refused = {"description": f"not a JSON object of at most {READ_LIMIT} bytes"}
+        return JSONResponse({"error": refused}, 400)
+    with recording() as exchanges:
+        status, answer = await current.call("POST", path, data)
+    sent = [asdict(exchange) for exchange in exchanges]
+    return JSONResponse({"path": path, "status": status, "answer": answer, "requests": sent})
+
+
+def _listing(data: bytes) -> str | None:
+    """The module API path a test read lists through: resources for a ctx, else the roots."""
+    try:
+        asked = json.loads(data or b"{}") if len(data) <= READ_LIMIT else None
+    except ValueError:
+        return None
+    if not isinstance(asked, dict):
+        return None
+    return "/api/resources" if asked.get("ctx") else "/api/roots"
+
+
 def create_workbench(folder: Path, settings: Settings, *, poll: float = POLL_SECONDS) -> Workbench:
     """The workbench for the module in ``folder`` (``poll``: seconds between file checks)."""
 
@@ -89,6 +121,7 @@ def create_workbench(folder: Path, settings: Settings, *, poll: float = POLL_SEC
     routes = [
         Route("/", page, methods=["GET"]),
         Route("/dev/state", state, methods=["GET"]),
+        Route("/dev/read", read, methods=["POST"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)

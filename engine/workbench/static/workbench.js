@@ -153,6 +153,7 @@ async function signIn(event) {
   const tree = document.getElementById("tree");
   tree.replaceChildren();
   document.getElementById("tree-note").textContent = "Roots, with their children listed as you open them.";
+  document.getElementById("read-roots").hidden = false;
   await listInto(tree, "/api/roots", {});
 }
 
@@ -170,6 +171,11 @@ function nodeOf(resource) {
     line.append(toggle);
   }
   line.append(el("span", { class: "name" }, resource.name || resource.id || "(no name)"), el("span", { class: "kind" }, resource.type || ""));
+  if (resource.hasSubresources) {
+    const read = el("button", { type: "button", class: "read", "aria-label": `Test read ${resource.name}` }, "test read");
+    read.addEventListener("click", () => testRead(resource));
+    line.append(read);
+  }
   const details = el("details", {}, el("summary", {}, "fields and ctx"),
     el("pre", { class: "fields" }, JSON.stringify(fields, null, 2)),
     el("pre", { class: "ctx" }, JSON.stringify(resource.ctx, null, 2)));
@@ -203,5 +209,32 @@ async function listInto(list, path, body, paginationCtx) {
   if (!list.children.length) list.append(el("li", { class: "kind" }, "(none)"));
 }
 
+// --------------------------------------------------------------------- test read
+
+function exchangeRows(exchange) {
+  const row = el("tr", { class: "exchange" },
+    el("td", {}, exchange.method), el("td", {}, exchange.label), el("td", { class: "url" }, exchange.url),
+    el("td", { class: "status" }, String(exchange.status)), el("td", {}, exchange.milliseconds.toFixed(0)));
+  const body = el("tr", {}, el("td", { colspan: "5" }, el("details", {}, el("summary", {}, "raw answer"), el("pre", { class: "raw" }, exchange.body))));
+  return [row, body];
+}
+
+async function testRead(resource) {
+  const body = { auth: { settings: page.settings } };
+  if (resource) body.ctx = resource.ctx;
+  const answer = await fetch("/dev/read", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  const read = await answer.json();
+  const section = document.getElementById("read");
+  section.hidden = false;
+  const what = resource ? `the children of ${resource.name}` : "the roots";
+  document.getElementById("read-title").textContent = `Test read: ${what} (${read.path || "refused"})`;
+  document.querySelector("#requests tbody").replaceChildren(...(read.requests || []).flatMap(exchangeRows));
+  const resources = (read.answer && read.answer.resources) || [];
+  document.getElementById("mapped-title").textContent = read.status === 200 ? `Mapped resources (${resources.length})` : `The API answered ${read.status}`;
+  document.getElementById("mapped").textContent = JSON.stringify(read.status === 200 ? resources : read.answer || read, null, 2);
+  section.scrollIntoView();
+}
+
+document.getElementById("read-roots").addEventListener("click", () => testRead(null));
 document.getElementById("signin").addEventListener("submit", signIn);
 poll();
