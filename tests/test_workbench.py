@@ -61,6 +61,7 @@ def test_a_good_module_is_served_beside_the_page_with_no_problems(
     state = client.get("/dev/state").json()
     assert state["problems"] == [] and not state["broken"]
     assert state["serving"] == {"id": "kinto", "name": "Kinto", "version": "1.0.0"}
+    assert state["backupDir"] == Settings.from_env().backup_dir
     assert client.get("/api/version").json()["id"] == "kinto"
     assert client.get("/api/schemas/auth").json()["schemaType"] == "hycu-layout"
     page = client.get("/")

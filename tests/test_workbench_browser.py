@@ -41,6 +41,7 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[servers.Serv
         health_url=f"{url}/dev/state",
         log_path=work / "dev.log",
         cwd=taskflow.ROOT,
+        env={"ENGINE_BACKUP_DIR": str(work / "backups")},
     ) as server:
         yield server, folder
 
@@ -130,6 +131,50 @@ def test_sign_in_with_a_wrong_then_a_right_password_open_a_bucket_and_test_read_
     snap(browser, tmp_path, "test-read")
     assert password not in browser.page_source
     assert password not in server.log_tail(100_000)
+
+
+def sign_in(browser: Any, url: str, kinto: servers.KintoServer) -> None:
+    browser.get(url + "/")
+    wait_for(browser, lambda: browser.find_elements(By.CSS_SELECTOR, PASSWORD_FIELD), "the form")
+    type_into(browser, "#field-server", kinto.url)
+    type_into(browser, "#field-user", kinto.admin[0])
+    type_into(browser, PASSWORD_FIELD, kinto.admin[1] + Keys.ENTER)
+    wait_for(browser, lambda: text_of(browser, "#signin-result") == "Signed in.", "signed in")
+
+
+def test_back_up_a_bucket_then_restore_it_as_a_dry_run_then_for_real(
+    browser: Any,
+    dev: tuple[servers.Server, Path],
+    kinto: servers.KintoServer,
+    bucket: str,
+    tmp_path: Path,
+) -> None:
+    server, folder = dev
+    sign_in(browser, server.url, kinto)
+    item = wait_for(browser, lambda: node(browser, bucket), f"the bucket {bucket}")
+    item.find_element(By.CSS_SELECTOR, "input.choose").send_keys(Keys.SPACE)
+    assert text_of(browser, "#chosen") == bucket
+    target = text_of_value(browser, "#folder")
+    assert target.startswith(f"file://{folder.parent}/backups/dev-")
+    browser.find_element(By.CSS_SELECTOR, "#backup").click()
+    status = "#run-status"
+    wait_for(browser, lambda: text_of(browser, status).startswith("backup DONE"), "the backup")
+    assert "errors" not in text_of(browser, status)
+    assert (Path(target.removeprefix("file://")) / "manifest.json").is_file()
+    browser.find_element(By.CSS_SELECTOR, "#dry-run").click()
+    wait_for(browser, lambda: "would make" in text_of(browser, status), "the dry run")
+    assert text_of(browser, status).startswith("restore (dry run) DONE")
+    writes = [row.text for row in browser.find_elements(By.CSS_SELECTOR, "#writes tbody tr")]
+    assert writes and all(row.startswith(("PUT", "POST")) for row in writes)
+    assert any(f"/buckets/{bucket}/collections/c000" in row for row in writes)
+    snap(browser, tmp_path, "run")
+    browser.find_element(By.CSS_SELECTOR, "#restore").click()
+    wait_for(browser, lambda: "written" in text_of(browser, status), "the restore")
+    assert text_of(browser, status).startswith("restore DONE")
+
+
+def text_of_value(browser: Any, selector: str) -> str:
+    return str(browser.find_element(By.CSS_SELECTOR, selector).get_attribute("value"))
 
 
 def test_a_broken_module_yaml_shows_its_located_error_until_it_is_fixed(

@@ -66,8 +66,10 @@ async def page(request: Request) -> Response:
 
 
 async def state(request: Request) -> Response:
-    """The module's problems and which definition serves, polled by the page."""
-    return JSONResponse(request.app.state.live.state())
+    """The module's problems and which definition serves, polled by the page; the local
+    backup folder, where the page's runs go by default."""
+    live: Live = request.app.state.live
+    return JSONResponse(live.state() | {"backupDir": request.app.state.backup_dir})
 
 
 async def read(request: Request) -> Response:
@@ -126,4 +128,5 @@ def create_workbench(folder: Path, settings: Settings, *, poll: float = POLL_SEC
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.live = live
+    app.state.backup_dir = settings.backup_dir
     return Workbench(live, app)

@@ -2,7 +2,7 @@
 // the module API of this same origin and nowhere else, and are never shown.
 "use strict";
 
-const page = { generation: -1, form: null, formText: "", settings: null };
+const page = { generation: -1, form: null, formText: "", settings: null, backupDir: "", chosen: new Map(), run: null };
 const POLL_MS = 400;
 
 function el(tag, attrs = {}, ...children) {
@@ -53,6 +53,7 @@ function showState(state) {
 async function poll() {
   try {
     const state = await (await fetch("/dev/state")).json();
+    if (!page.backupDir) { page.backupDir = state.backupDir; newFolder(); }
     if (state.generation !== page.generation) {
       page.generation = state.generation;
       showState(state);
@@ -165,6 +166,7 @@ function nodeOf(resource) {
   const fields = Object.fromEntries(SHOWN.filter((key) => key in resource).map((key) => [key, resource[key]]));
   const children = el("ul", { role: "group", hidden: true });
   const line = el("div", { class: "node-line" });
+  if (resource.canBackup) line.append(chooser(resource));
   if (resource.hasSubresources) {
     const toggle = el("button", { type: "button", class: "toggle", "aria-expanded": "false", "aria-label": `Open ${resource.name}` }, "+");
     toggle.addEventListener("click", () => expand(toggle, children, resource.ctx));
@@ -235,6 +237,84 @@ async function testRead(resource) {
   section.scrollIntoView();
 }
 
+// --------------------------------------------------------------------- run
+
+function newFolder() {
+  const stamp = new Date().toISOString().replace(/[-:]/g, "").replace(/\..*/, "");
+  document.getElementById("folder").value = `${page.backupDir.replace(/\/$/, "")}/dev-${stamp}`;
+}
+
+function chooser(resource) {
+  const box = el("input", { type: "checkbox", class: "choose", "aria-label": `Choose ${resource.name} to back up` });
+  box.addEventListener("change", () => {
+    const key = JSON.stringify(resource.ctx);
+    if (box.checked) page.chosen.set(key, resource); else page.chosen.delete(key);
+    const names = [...page.chosen.values()].map((chosen) => chosen.name);
+    document.getElementById("chosen").textContent = names.length ? names.join(", ") : "none: tick the nodes to back up";
+    document.getElementById("backup").disabled = !names.length;
+  });
+  return box;
+}
+
+function showProgress(role, task) {
+  const progress = task.progress || {};
+  const bar = document.getElementById("progress");
+  bar.max = progress.total || 1;
+  bar.value = task.status === "DONE" ? bar.max : progress.done || 0;
+  const count = `${progress.done || 0}/${progress.total ?? "?"} resources, ${progress.bytes || 0} bytes`;
+  const errors = (task.errors || []).map((e) => `${e.code}: ${e.description}`).join("; ");
+  setStatus(document.getElementById("run-status"), `${role} ${task.status}: ${count}${errors ? "; errors: " + errors : ""}`, !errors);
+}
+
+async function runTask(role, extra) {
+  const auth = { settings: page.settings };
+  const storage = { url: page.run.url };
+  const start = { auth, taskUuid: crypto.randomUUID(), storage, ...page.run.items, ...extra };
+  const name = extra.dryRun ? `${role} (dry run)` : role;
+  let answer = await api("items" in start ? `/api/bulk/${role}` : `/api/${role}`, start);
+  while (answer.ok && answer.data.status !== "DONE") {
+    showProgress(name, answer.data);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    answer = await api("/api/status", { auth, taskUuid: start.taskUuid, ctx: answer.data.ctx, storage });
+  }
+  if (!answer.ok) { setStatus(document.getElementById("run-status"), `${name} failed: ${describe(answer)}`, false); return null; }
+  showProgress(name, answer.data);
+  return answer.data;
+}
+
+async function backUp() {
+  const items = [...page.chosen.values()].map((resource) => ({ ctx: resource.ctx, name: resource.name }));
+  page.run = { url: document.getElementById("folder").value, items: items.length === 1 ? { ctx: items[0].ctx } : { items } };
+  for (const id of ["backup", "dry-run", "restore"]) document.getElementById(id).disabled = true;
+  document.getElementById("writes").hidden = true;
+  const task = await runTask("backup", {});
+  document.getElementById("backup").disabled = false;
+  if (!task) return;
+  newFolder();
+  document.getElementById("dry-run").disabled = false;
+}
+
+async function restore(dryRun) {
+  const task = await runTask("restore", dryRun ? { dryRun: true } : {});
+  if (!task) return;
+  const status = document.getElementById("run-status");
+  if (dryRun) {
+    const plan = task.dryRun || { writes: 0, requests: [] };
+    status.textContent += `; a restore would make ${plan.writes} write(s)`;
+    const rows = plan.requests.map((r) => el("tr", {}, el("td", {}, r.method), el("td", {}, r.path), el("td", {}, r.resource || "")));
+    document.querySelector("#writes tbody").replaceChildren(...rows);
+    document.getElementById("writes").hidden = false;
+    document.getElementById("restore").disabled = false;
+    document.getElementById("run-status").scrollIntoView({ block: "start" });
+  } else {
+    const counts = task.restore || {};
+    status.textContent += `; written ${counts.written || 0}, conflicts ${counts.conflicts || 0}, skipped ${counts.skipped || 0}, failed ${counts.failed || 0}`;
+  }
+}
+
+document.getElementById("backup").addEventListener("click", backUp);
+document.getElementById("dry-run").addEventListener("click", () => restore(true));
+document.getElementById("restore").addEventListener("click", () => restore(false));
 document.getElementById("read-roots").addEventListener("click", () => testRead(null));
 document.getElementById("signin").addEventListener("submit", signIn);
 poll();
