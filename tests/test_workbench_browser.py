@@ -87,6 +87,15 @@ def node(browser: Any, name: str) -> Any:
     return None
 
 
+def fill_in(browser: Any, url: str, kinto: servers.KintoServer, password: str) -> None:
+    """The page opened afresh, its sign-in form filled for the Kinto's admin with password."""
+    browser.get(url + "/")
+    wait_for(browser, lambda: browser.find_elements(By.CSS_SELECTOR, PASSWORD_FIELD), "the form")
+    type_into(browser, "#field-server", kinto.url)
+    type_into(browser, "#field-user", kinto.admin[0])
+    type_into(browser, PASSWORD_FIELD, password)
+
+
 def test_sign_in_with_a_wrong_then_a_right_password_open_a_bucket_and_test_read_it(
     browser: Any,
     dev: tuple[servers.Server, Path],
@@ -95,12 +104,8 @@ def test_sign_in_with_a_wrong_then_a_right_password_open_a_bucket_and_test_read_
     tmp_path: Path,
 ) -> None:
     server, _ = dev
-    user, password = kinto.admin
-    browser.get(server.url + "/")
-    wait_for(browser, lambda: browser.find_elements(By.CSS_SELECTOR, PASSWORD_FIELD), "the form")
-    type_into(browser, "#field-server", kinto.url)
-    type_into(browser, "#field-user", user)
-    type_into(browser, PASSWORD_FIELD, "not-the-password")
+    password = kinto.admin[1]
+    fill_in(browser, server.url, kinto, "not-the-password")
     browser.find_element(By.CSS_SELECTOR, "#signin-button").click()
     wait_for(browser, lambda: text_of(browser, "#error-password"), "the password's error")
     assert text_of(browser, "#signin-result").startswith("Not signed in")
@@ -134,11 +139,7 @@ def test_sign_in_with_a_wrong_then_a_right_password_open_a_bucket_and_test_read_
 
 
 def sign_in(browser: Any, url: str, kinto: servers.KintoServer) -> None:
-    browser.get(url + "/")
-    wait_for(browser, lambda: browser.find_elements(By.CSS_SELECTOR, PASSWORD_FIELD), "the form")
-    type_into(browser, "#field-server", kinto.url)
-    type_into(browser, "#field-user", kinto.admin[0])
-    type_into(browser, PASSWORD_FIELD, kinto.admin[1] + Keys.ENTER)
+    fill_in(browser, url, kinto, kinto.admin[1] + Keys.ENTER)
     wait_for(browser, lambda: text_of(browser, "#signin-result") == "Signed in.", "signed in")
 
 
