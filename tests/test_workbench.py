@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import fsspec
 import pytest
 from click.testing import CliRunner
 from starlette.testclient import TestClient
@@ -198,3 +199,29 @@ def test_a_test_read_refuses_what_is_not_a_json_object(
 ) -> None:
     _, client = workbench
     assert client.post("/dev/read", content=body).status_code == 400
+
+
+def test_a_backup_sample_shows_the_requests_and_the_first_records_and_keeps_nothing(
+    workbench: tuple[Path, TestClient], kinto: servers.KintoServer
+) -> None:
+    _, client = workbench
+    bucket = servers.seed_kinto(
+        kinto.url, kinto.admin, buckets=1, collections=1, groups=0, records=8, prefix="sample"
+    ).buckets[0]
+    auth = {"settings": kinto_settings(kinto, kinto.admin[1])}
+    root = root_ctx(client, auth, bucket)
+    found = client.post("/dev/sample", json={"auth": auth, "ctx": root}).json()
+    assert (found["status"], found["answer"]["status"]) == (200, "DONE")
+    assert found["answer"]["errors"] == []
+    urls = [exchange["url"] for exchange in found["requests"]]
+    assert f"***/buckets/{bucket}" in urls
+    assert any(url.startswith(f"***/buckets/{bucket}/collections/c000/records") for url in urls)
+    records = {o["path"]: o for o in found["objects"] if o["type"] == "collection"}
+    [stored] = [o for o in records.values() if o["count"] == 8]
+    assert len(stored["records"]) == 5 and stored["bytes"] > 0
+    assert fsspec.filesystem("memory").glob("/engine-dev/*/**") == []
+
+
+def test_a_backup_sample_needs_a_ctx(workbench: tuple[Path, TestClient]) -> None:
+    _, client = workbench
+    assert client.post("/dev/sample", json={"auth": {}}).status_code == 400

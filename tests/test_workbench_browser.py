@@ -143,7 +143,7 @@ def sign_in(browser: Any, url: str, kinto: servers.KintoServer) -> None:
     wait_for(browser, lambda: text_of(browser, "#signin-result") == "Signed in.", "signed in")
 
 
-def test_back_up_a_bucket_then_restore_it_as_a_dry_run_then_for_real(
+def test_sample_a_bucket_s_backup_then_back_it_up_and_restore_it_dry_run_first(
     browser: Any,
     dev: tuple[servers.Server, Path],
     kinto: servers.KintoServer,
@@ -153,6 +153,13 @@ def test_back_up_a_bucket_then_restore_it_as_a_dry_run_then_for_real(
     server, folder = dev
     sign_in(browser, server.url, kinto)
     item = wait_for(browser, lambda: node(browser, bucket), f"the bucket {bucket}")
+    item.find_element(By.CSS_SELECTOR, "button.sample").click()
+    title = "#read-title"
+    wait_for(browser, lambda: text_of(browser, title).startswith("Backup sample"), "the sample")
+    assert text_of(browser, "#mapped-title").startswith("Stored objects (")
+    assert '"path": "' in text_of(browser, "#mapped")
+    assert f"/buckets/{bucket}/collections/c000/records" in text_of(browser, "#requests")
+    snap(browser, tmp_path, "sample")
     item.find_element(By.CSS_SELECTOR, "input.choose").send_keys(Keys.SPACE)
     assert text_of(browser, "#chosen") == bucket
     target = text_of_value(browser, "#folder")

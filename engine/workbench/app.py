@@ -24,6 +24,7 @@ from engine.runner.inprocess import InProcess
 from engine.saas.recorder import recording
 from engine.settings import Settings
 from engine.workbench.live import POLL_SECONDS, Live
+from engine.workbench.sample import sample
 
 HERE = Path(__file__).parent
 API_PATHS = ("/api/", "/healthz", "/openapi.json")
@@ -89,13 +90,34 @@ async def read(request: Request) -> Response:
     return JSONResponse({"path": path, "status": status, "answer": answer, "requests": sent})
 
 
-def _listing(data: bytes) -> str | None:
-    """The module API path a test read lists through: resources for a ctx, else the roots."""
+async def backup_sample(request: Request) -> Response:
+    """A backup sample of one node (``ctx``): what a backup would send and store, kept in
+    memory only."""
+    current: InProcess | None = request.app.state.live.current
+    if current is None:
+        return JSONResponse(NOT_LOADED, status_code=503)
+    asked = _object(await request.body())
+    if asked is None or not isinstance(asked.get("ctx"), dict):
+        refused = {"description": f"not a JSON object with a ctx, of at most {READ_LIMIT} bytes"}
+        return JSONResponse({"error": refused}, 400)
+    auth = asked.get("auth") or {}
+    settings: Settings = request.app.state.settings
+    return JSONResponse(await sample(current, auth, asked["ctx"], settings))
+
+
+def _object(data: bytes) -> dict[str, Any] | None:
+    """The JSON object of a request body, if it is one of at most READ_LIMIT bytes."""
     try:
         asked = json.loads(data or b"{}") if len(data) <= READ_LIMIT else None
     except ValueError:
         return None
-    if not isinstance(asked, dict):
+    return asked if isinstance(asked, dict) else None
+
+
+def _listing(data: bytes) -> str | None:
+    """The module API path a test read lists through: resources for a ctx, else the roots."""
+    asked = _object(data)
+    if asked is None:
         return None
     return "/api/resources" if asked.get("ctx") else "/api/roots"
 
@@ -124,9 +146,11 @@ def create_workbench(folder: Path, settings: Settings, *, poll: float = POLL_SEC
         Route("/", page, methods=["GET"]),
         Route("/dev/state", state, methods=["GET"]),
         Route("/dev/read", read, methods=["POST"]),
+        Route("/dev/sample", backup_sample, methods=["POST"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.live = live
     app.state.backup_dir = settings.backup_dir
+    app.state.settings = settings
     return Workbench(live, app)

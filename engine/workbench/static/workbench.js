@@ -178,6 +178,11 @@ function nodeOf(resource) {
     read.addEventListener("click", () => testRead(resource));
     line.append(read);
   }
+  if (resource.canBackup) {
+    const sample = el("button", { type: "button", class: "read sample", "aria-label": `Sample a backup of ${resource.name}` }, "sample backup");
+    sample.addEventListener("click", () => sampleBackup(resource));
+    line.append(sample);
+  }
   const details = el("details", {}, el("summary", {}, "fields and ctx"),
     el("pre", { class: "fields" }, JSON.stringify(fields, null, 2)),
     el("pre", { class: "ctx" }, JSON.stringify(resource.ctx, null, 2)));
@@ -215,26 +220,48 @@ async function listInto(list, path, body, paginationCtx) {
 
 function exchangeRows(exchange) {
   const row = el("tr", { class: "exchange" },
-    el("td", {}, exchange.method), el("td", {}, exchange.label), el("td", { class: "url" }, exchange.url),
+    el("td", {}, exchange.label), el("td", { class: "url" }, exchange.url),
     el("td", { class: "status" }, String(exchange.status)), el("td", {}, exchange.milliseconds.toFixed(0)));
-  const body = el("tr", {}, el("td", { colspan: "5" }, el("details", {}, el("summary", {}, "raw answer"), el("pre", { class: "raw" }, exchange.body))));
+  const body = el("tr", {}, el("td", { colspan: "4" }, el("details", {}, el("summary", {}, "raw answer"), el("pre", { class: "raw" }, exchange.body))));
   return [row, body];
+}
+
+function showRead(title, requests, rightTitle, right) {
+  const section = document.getElementById("read");
+  section.hidden = false;
+  document.getElementById("read-title").textContent = title;
+  document.querySelector("#requests tbody").replaceChildren(...(requests || []).flatMap(exchangeRows));
+  document.getElementById("mapped-title").textContent = rightTitle;
+  document.getElementById("mapped").textContent = JSON.stringify(right, null, 2);
+  section.scrollIntoView();
+}
+
+async function post(path, body) {
+  const answer = await fetch(path, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  return answer.json();
 }
 
 async function testRead(resource) {
   const body = { auth: { settings: page.settings } };
   if (resource) body.ctx = resource.ctx;
-  const answer = await fetch("/dev/read", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
-  const read = await answer.json();
-  const section = document.getElementById("read");
-  section.hidden = false;
+  const read = await post("/dev/read", body);
   const what = resource ? `the children of ${resource.name}` : "the roots";
-  document.getElementById("read-title").textContent = `Test read: ${what} (${read.path || "refused"})`;
-  document.querySelector("#requests tbody").replaceChildren(...(read.requests || []).flatMap(exchangeRows));
   const resources = (read.answer && read.answer.resources) || [];
-  document.getElementById("mapped-title").textContent = read.status === 200 ? `Mapped resources (${resources.length})` : `The API answered ${read.status}`;
-  document.getElementById("mapped").textContent = JSON.stringify(read.status === 200 ? resources : read.answer || read, null, 2);
-  section.scrollIntoView();
+  const good = read.status === 200;
+  showRead(`Test read: ${what} (${read.path || "refused"})`, read.requests,
+    good ? `Mapped resources (${resources.length})` : `The API answered ${read.status}`, good ? resources : read.answer || read);
+}
+
+async function sampleBackup(resource) {
+  setStatus(document.getElementById("run-status"), `Sampling a backup of ${resource.name}\u2026`, true);
+  const read = await post("/dev/sample", { auth: { settings: page.settings }, ctx: resource.ctx });
+  const good = read.status === 200;
+  const objects = read.objects || [];
+  const errors = good ? (read.answer.errors || []) : [];
+  showRead(`Backup sample: ${resource.name} (in memory, nothing kept)`, read.requests,
+    good ? `Stored objects (${objects.length}), their first records${errors.length ? "; errors: " + errors.length : ""}` : `The API answered ${read.status}`,
+    good ? (errors.length ? { objects, errors } : objects) : read.answer || read);
+  document.getElementById("run-status").textContent = "";
 }
 
 // --------------------------------------------------------------------- run
