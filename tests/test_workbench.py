@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -162,16 +163,30 @@ def root_ctx(client: TestClient, auth: dict[str, Any], name: str) -> dict[str, A
         asked["paginationCtx"] = read["answer"]["paginationCtx"]
 
 
+def seeded_root(
+    client: TestClient, kinto: servers.KintoServer, *, collections: int, records: int
+) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """A fresh bucket with no groups: its id, the admin's auth, its root ctx."""
+    prefix = f"w{uuid.uuid4().hex[:8]}"
+    bucket = servers.seed_kinto(
+        kinto.url,
+        kinto.admin,
+        buckets=1,
+        collections=collections,
+        groups=0,
+        records=records,
+        prefix=prefix,
+    ).buckets[0]
+    auth = {"settings": kinto_settings(kinto, kinto.admin[1])}
+    return bucket, auth, root_ctx(client, auth, bucket)
+
+
 def test_a_test_read_shows_the_requests_sent_and_the_mapped_resources(
     workbench: tuple[Path, TestClient], kinto: servers.KintoServer
 ) -> None:
     _, client = workbench
-    bucket = servers.seed_kinto(
-        kinto.url, kinto.admin, buckets=1, collections=2, groups=0, records=1, prefix="read"
-    ).buckets[0]
-    settings = kinto_settings(kinto, kinto.admin[1])
-    root = root_ctx(client, {"settings": settings}, bucket)
-    found = client.post("/dev/read", json={"auth": {"settings": settings}, "ctx": root}).json()
+    bucket, auth, root = seeded_root(client, kinto, collections=2, records=1)
+    found = client.post("/dev/read", json={"auth": auth, "ctx": root}).json()
     assert (found["path"], found["status"]) == ("/api/resources", 200)
     names = sorted(r["name"] for r in found["answer"]["resources"])
     assert names == ["c000", "c001"]
@@ -205,11 +220,7 @@ def test_a_backup_sample_shows_the_requests_and_the_first_records_and_keeps_noth
     workbench: tuple[Path, TestClient], kinto: servers.KintoServer
 ) -> None:
     _, client = workbench
-    bucket = servers.seed_kinto(
-        kinto.url, kinto.admin, buckets=1, collections=1, groups=0, records=8, prefix="sample"
-    ).buckets[0]
-    auth = {"settings": kinto_settings(kinto, kinto.admin[1])}
-    root = root_ctx(client, auth, bucket)
+    bucket, auth, root = seeded_root(client, kinto, collections=1, records=8)
     found = client.post("/dev/sample", json={"auth": auth, "ctx": root}).json()
     assert (found["status"], found["answer"]["status"]) == (200, "DONE")
     assert found["answer"]["errors"] == []
