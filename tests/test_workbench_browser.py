@@ -31,19 +31,24 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[servers.Serv
     """`engine dev` serving a copy of modules/kinto on a free port: (server, module folder)."""
     work = tmp_path_factory.mktemp("dev")
     folder = Path(shutil.copytree(taskflow.KINTO_MODULE, work / "kinto"))
+    with start_dev(work, folder) as server:
+        yield server, folder
+
+
+def start_dev(work: Path, folder: Path) -> servers.Server:
+    """`engine dev` serving folder on a free port, its log and backups in work."""
     port = servers.free_port()
     argv = [sys.executable, "-m", "engine", "dev", str(folder), "--port", str(port)]
     url = f"http://{servers.HOST}:{port}"
-    with servers.start_process(
+    return servers.start_process(
         "engine-dev",
         argv,
         url=url,
         health_url=f"{url}/dev/state",
-        log_path=work / "dev.log",
+        log_path=work / f"dev-{port}.log",
         cwd=taskflow.ROOT,
         env={"ENGINE_BACKUP_DIR": str(work / "backups")},
-    ) as server:
-        yield server, folder
+    )
 
 
 @pytest.fixture(scope="module")
@@ -200,3 +205,39 @@ def test_a_broken_module_yaml_shows_its_located_error_until_it_is_fixed(
     edit(folder, BROKEN_KEY[1], BROKEN_KEY[0])
     wait_for(browser, lambda: "no errors" in text_of(browser, "#status"), "the fix")
     assert browser.find_elements(By.CSS_SELECTOR, problems) == []
+
+
+# a switch and a number in the auth form, beside Kinto's own fields
+MORE_FIELDS = (
+    "          - id: password\n            type: password\n",
+    "          - id: verbose\n            type: switch\n            label: Verbose\n"
+    "            default: true\n"
+    "          - id: page_size\n            type: number\n            label: Page size\n"
+    "            minimum: 1\n            maximum: 100\n            default: 20\n"
+    "          - id: password\n            type: password\n",
+)
+
+
+def test_a_switch_and_a_number_keep_their_defaults_and_a_broken_range_is_shown_at_its_field(
+    browser: Any, kinto: servers.KintoServer, tmp_path: Path
+) -> None:
+    folder = Path(shutil.copytree(taskflow.KINTO_MODULE, tmp_path / "kinto"))
+    edit(folder, *MORE_FIELDS)
+    edit(
+        folder,
+        "      password_secret: password\n",
+        "      password_secret: password\n      verbose: verbose\n      page_size: page_size\n",
+    )
+    with start_dev(tmp_path, folder) as server:
+        fill_in(browser, server.url, kinto, kinto.admin[1])
+        switch = browser.find_element(By.CSS_SELECTOR, "#field-verbose")
+        assert switch.get_attribute("role") == "switch" and switch.is_selected()
+        assert text_of_value(browser, "#field-page_size") == "20"
+        type_into(browser, "#field-page_size", "500")
+        browser.find_element(By.CSS_SELECTOR, "#signin-button").click()
+        wait_for(browser, lambda: text_of(browser, "#error-page_size"), "the range error")
+        assert "100" in text_of(browser, "#error-page_size")
+        assert text_of(browser, "#signin-result").startswith("Not signed in")
+        type_into(browser, "#field-page_size", "50" + Keys.ENTER)
+        wait_for(browser, lambda: text_of(browser, "#signin-result") == "Signed in.", "signed in")
+        assert text_of(browser, "#error-page_size") == ""
