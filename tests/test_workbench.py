@@ -23,6 +23,7 @@ from scripts import servers
 from tests import taskflow
 
 BROKEN_KEY = ("  vendor: Mozilla\n", "  vendor: Mozilla\n  colour: blue\n")
+LOCAL = "http://127.0.0.1:8080"
 WITHIN = 1.0  # the issue: the page updates within a second of a save
 
 
@@ -41,7 +42,8 @@ def edit(folder: Path, old: str, new: str) -> None:
 @pytest.fixture
 def workbench(tmp_path: Path) -> Iterator[tuple[Path, TestClient]]:
     folder = copy_module(tmp_path)
-    with TestClient(create_workbench(folder, Settings.from_env(), poll=0.05)) as client:
+    app = create_workbench(folder, Settings.from_env(), poll=0.05)
+    with TestClient(app, base_url=LOCAL) as client:
         yield folder, client
 
 
@@ -105,7 +107,8 @@ def test_a_module_broken_from_the_start_shows_its_problems_and_serves_no_api(
 ) -> None:
     folder = copy_module(tmp_path)
     edit(folder, "module:\n", "module: [\n")
-    with TestClient(create_workbench(folder, Settings.from_env(), poll=0.05)) as client:
+    app = create_workbench(folder, Settings.from_env(), poll=0.05)
+    with TestClient(app, base_url=LOCAL) as client:
         state = client.get("/dev/state").json()
         assert state["broken"] and state["serving"] is None
         assert state["problems"][0]["file"] == "module.yaml"
@@ -236,3 +239,24 @@ def test_a_backup_sample_shows_the_requests_and_the_first_records_and_keeps_noth
 def test_a_backup_sample_needs_a_ctx(workbench: tuple[Path, TestClient]) -> None:
     _, client = workbench
     assert client.post("/dev/sample", json={"auth": {}}).status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({"host": "evil.example:8080"}, 403),  # a name rebound to 127.0.0.1
+        ({"origin": "http://evil.example"}, 403),  # another site open in the browser
+        ({"origin": "http://127.0.0.1:9999"}, 403),  # another local server's page
+        ({"origin": LOCAL}, 200),
+        ({"host": "localhost:8080", "origin": "http://localhost:8080"}, 200),
+    ],
+)
+@pytest.mark.parametrize("path", ["/", "/api/version", "/dev/state"])
+def test_only_the_page_s_own_origin_on_a_local_name_is_answered(
+    workbench: tuple[Path, TestClient], headers: dict[str, str], status: int, path: str
+) -> None:
+    _, client = workbench
+    answer = client.get(path, headers=headers)
+    assert answer.status_code == status
+    if status == 403:
+        assert answer.json()["error"]["code"] == "FORBIDDEN"

@@ -36,7 +36,27 @@ NOT_LOADED = {
     }
 }
 
+NOT_LOCAL = {
+    "error": {
+        "code": "FORBIDDEN",
+        "description": "engine dev answers its own page on 127.0.0.1 or localhost only",
+    }
+}
+LOCAL_NAMES = frozenset({"127.0.0.1", "localhost"})
+
 templates = Jinja2Templates(directory=HERE / "templates")
+
+
+def local(scope: dict[str, Any]) -> bool:
+    """Whether a request is for this local server (its Host: not a DNS-rebound name) and, when
+    a browser says where it comes from (Origin), from this server's own page: another site open
+    in the same browser must not drive the module API with the page's folder and network."""
+    headers = dict(scope.get("headers") or [])
+    host = headers.get(b"host", b"").decode("latin-1")
+    origin = headers.get(b"origin")
+    if host.rsplit(":", 1)[0] not in LOCAL_NAMES:
+        return False
+    return origin is None or origin.decode("latin-1") == f"http://{host}"
 
 
 class Workbench:
@@ -47,7 +67,9 @@ class Workbench:
         self.page = page
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(API_PATHS):
+        if scope["type"] == "http" and not local(scope):
+            await JSONResponse(NOT_LOCAL, status_code=403)(scope, receive, send)
+        elif scope["type"] == "http" and scope["path"].startswith(API_PATHS):
             await self._api(scope, receive, send)
         else:
             await self.page(scope, receive, send)
