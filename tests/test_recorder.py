@@ -45,3 +45,14 @@ def test_a_long_answer_is_cut_to_the_limit() -> None:
             "GET", "GET /", "https://s.example/", 200, seconds=0, body=b"x" * (2 * 65536)
         )
     assert len(exchanges[0].body) == recorder.BODY_LIMIT
+
+
+def test_the_records_a_listing_selected_go_with_the_latest_answer_of_their_url() -> None:
+    url = "https://saas.example/items?page=2"
+    with guarding({"key_secret": "sesame-1234"}), recorder.recording() as exchanges:
+        for status in (503, 200):
+            recorder.record("GET", "GET /items", url, status, seconds=0, body=b"[]")
+        recorder.selected(url, [{"id": 1, "note": "sesame-1234"}, {"id": 2}])
+        recorder.selected("https://saas.example/other", [{"id": 3}])
+    assert [exchange.selected for exchange in exchanges] == [None, 2]
+    assert '"note": "***"' in (exchanges[1].records or "")

@@ -25,6 +25,7 @@ from tests import taskflow
 BROKEN_KEY = ("  vendor: Mozilla\n", "  vendor: Mozilla\n  colour: blue\n")
 LOCAL = "http://127.0.0.1:8080"
 WITHIN = 1.0  # the issue: the page updates within a second of a save
+PATIENCE = 10.0  # where the time is not the point (a loaded machine can be slow)
 
 
 def copy_module(target: Path) -> Path:
@@ -47,7 +48,7 @@ def workbench(tmp_path: Path) -> Iterator[tuple[Path, TestClient]]:
         yield folder, client
 
 
-def state_after(client: TestClient, generation: int, seconds: float = WITHIN) -> dict[str, Any]:
+def state_after(client: TestClient, generation: int, seconds: float = PATIENCE) -> dict[str, Any]:
     """The workbench's state once it has read the module again (fails after ``seconds``)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -94,11 +95,11 @@ def test_a_broken_save_shows_located_errors_and_the_last_good_module_keeps_servi
     assert not fixed["broken"] and fixed["problems"] == []
 
 
-def test_a_good_save_is_served_at_once(workbench: tuple[Path, TestClient]) -> None:
+def test_a_good_save_is_served_within_a_second(workbench: tuple[Path, TestClient]) -> None:
     folder, client = workbench
     before = client.get("/dev/state").json()["generation"]
     edit(folder, "  version: 1.0.0\n", "  version: 1.0.1\n")
-    assert state_after(client, before)["serving"]["version"] == "1.0.1"
+    assert state_after(client, before, WITHIN)["serving"]["version"] == "1.0.1"
     assert client.get("/api/version").json()["version"] == "1.0.1"
 
 
@@ -198,6 +199,7 @@ def test_a_test_read_shows_the_requests_sent_and_the_mapped_resources(
     # every auth setting is a secret, the server URL too: the page shows the rest of the URL
     assert listing["url"].startswith(f"***/buckets/{bucket}/collections")
     assert '"id":"c000"' in listing["body"].replace(" ", "") and listing["milliseconds"] >= 0
+    assert listing["selected"] == 2 and '"id": "c001"' in listing["records"]
 
 
 def test_a_refused_test_read_shows_the_saas_answer_and_never_the_password(

@@ -135,6 +135,8 @@ def test_sign_in_with_a_wrong_then_a_right_password_open_a_bucket_and_test_read_
     wait_for(browser, lambda: browser.find_elements(By.CSS_SELECTOR, rows), "the requests")
     statuses = [td.text for td in browser.find_elements(By.CSS_SELECTOR, f"{rows} td.status")]
     assert set(statuses) == {"200"}
+    picked = [td.text for td in browser.find_elements(By.CSS_SELECTOR, f"{rows} td.selected")]
+    assert sorted(picked) == ["1", "2"]  # the collections' page, the groups' page
     assert f"/buckets/{bucket}/collections" in text_of(browser, rows)
     assert text_of(browser, "#mapped-title") == "Mapped resources (3)"  # 2 collections, a group
     assert '"name": "c000"' in text_of(browser, "#mapped")

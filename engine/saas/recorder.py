@@ -4,14 +4,17 @@ Off (the default) it costs one context variable read per request."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 from engine.redaction import scrub
 
 BODY_LIMIT = 64 * 1024  # characters of an answer kept: the first page is what the author reads
+SELECTED_SHOWN = 20
 NOT_SHOWN = "(a credentials exchange: its answer holds tokens and is not shown)"
 
 
@@ -25,6 +28,8 @@ class Exchange:
     status: int
     milliseconds: float
     body: str  # the answer's first BODY_LIMIT characters, secrets masked
+    selected: int | None = None  # how many records the listing's selector picked from it
+    records: str | None = None  # the first SELECTED_SHOWN of them, as JSON, secrets masked
 
 
 _RECORDING: ContextVar[list[Exchange] | None] = ContextVar("engine_recording", default=None)
@@ -55,3 +60,16 @@ def record(
         return
     text = NOT_SHOWN if body is None else body[:BODY_LIMIT].decode("utf-8", "replace")
     sink.append(Exchange(method, label, scrub(url), status, seconds * 1000, scrub(text)))
+
+
+def selected(url: str, records: list[Any]) -> None:
+    """Notes the records a listing picked from the answer to ``url`` (its latest exchange)."""
+    sink = _RECORDING.get()
+    if sink is None:
+        return
+    masked = scrub(url)
+    for index in range(len(sink) - 1, -1, -1):
+        if sink[index].url == masked and sink[index].selected is None:
+            shown = json.dumps(records[:SELECTED_SHOWN], indent=2, default=str)
+            sink[index] = replace(sink[index], selected=len(records), records=scrub(shown))
+            return

@@ -219,11 +219,16 @@ async function listInto(list, path, body, paginationCtx) {
 // --------------------------------------------------------------------- test read
 
 function exchangeRows(exchange) {
+  const picked = exchange.selected === null ? "" : String(exchange.selected);
   const row = el("tr", { class: "exchange" },
     el("td", {}, exchange.label), el("td", { class: "url" }, exchange.url),
-    el("td", { class: "status" }, String(exchange.status)), el("td", {}, exchange.milliseconds.toFixed(0)));
-  const body = el("tr", {}, el("td", { colspan: "4" }, el("details", {}, el("summary", {}, "raw answer"), el("pre", { class: "raw" }, exchange.body))));
-  return [row, body];
+    el("td", { class: "status" }, String(exchange.status)), el("td", {}, exchange.milliseconds.toFixed(0)),
+    el("td", { class: "selected" }, picked));
+  const shown = [el("details", {}, el("summary", {}, "raw answer"), el("pre", { class: "raw" }, exchange.body))];
+  if (exchange.records !== null) {
+    shown.push(el("details", {}, el("summary", {}, `selected records (${exchange.selected})`), el("pre", { class: "records" }, exchange.records)));
+  }
+  return [row, el("tr", {}, el("td", { colspan: "5" }, ...shown))];
 }
 
 function showRead(title, requests, rightTitle, right) {
