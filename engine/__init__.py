@@ -3,6 +3,7 @@
 Packages by layer, each importing only from the layers below it (tests/test_layers.py checks):
 
     cli, serving, __main__   entry points: may import anything
+    workbench/               `engine dev`: the author's page beside the module API
     api/     backups/        the HTTP API: app, routes, wire shapes, discovery / `engine
                              backups`: stored backups listed, shown, verified, read out
     tasks/                   backup, restore, export, cleanup: lifecycle, journal, manifest

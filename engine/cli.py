@@ -12,6 +12,7 @@ import click
 from engine.authoring.commands import init
 from engine.errors import EngineError
 from engine.runner.commandline import run
+from engine.workbench.commands import dev
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,6 +22,7 @@ def main() -> None:
 
 main.add_command(init)
 main.add_command(run)
+main.add_command(dev)
 
 
 @main.command()

@@ -60,6 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--port", type=int, default=int(os.environ.get("PORT", "8080")), help="engine port"
     )
     parser.add_argument("--no-serve", action="store_true", help="start and seed Kinto, then exit")
+    parser.add_argument(
+        "--dev", action="store_true", help="serve `engine dev` (the workbench page) instead"
+    )
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
@@ -71,18 +74,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                 kinto.url, kinto.admin, buckets=3, collections=4, groups=2, records=50
             )
             print(_how_to_call(kinto, args.port, summary), flush=True)
+            if args.dev:
+                print(f"Workbench: http://127.0.0.1:{args.port}/ (sign in with the above)\n")
             if args.no_serve:
                 return 0
-            return _serve(args.port)
+            return _serve(args.port, "dev" if args.dev else "serve")
     except KeyboardInterrupt:
         print("stopped", file=sys.stderr)
         return 0
 
 
-def _serve(port: int) -> int:
-    """Run `engine serve modules/kinto` as a child process; stop it on the way out."""
+def _serve(port: int, command: str) -> int:
+    """Run `engine serve|dev modules/kinto` as a child process; stop it on the way out."""
     engine = Path(sys.executable).parent / "engine"
-    argv = [str(engine), "serve", "modules/kinto", "--port", str(port)]
+    argv = [str(engine), command, "modules/kinto", "--port", str(port)]
     process = subprocess.Popen(argv, cwd=ROOT, start_new_session=True)
     try:
         return process.wait()

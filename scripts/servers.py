@@ -74,7 +74,9 @@ def cache_dir() -> Path:
     return Path(os.environ.get("ENGINE_PEERS_CACHE") or default).expanduser()
 
 
-def _run(argv: Sequence[str | Path], cwd: Path | None = None) -> None:
+def _run(
+    argv: Sequence[str | Path], cwd: Path | None = None, env: Mapping[str, str] | None = None
+) -> None:
     """Run an install step; on failure raise with the tail of its output."""
     done = subprocess.run(
         [str(a) for a in argv],
@@ -82,7 +84,7 @@ def _run(argv: Sequence[str | Path], cwd: Path | None = None) -> None:
         text=True,
         check=False,
         cwd=cwd,
-        env=_clean_env(),
+        env=_clean_env(env),
     )
     if done.returncode != 0:
         output = (done.stdout + done.stderr)[-4000:]
@@ -823,11 +825,61 @@ def kinto_dump(url: str, auth: Auth) -> dict[str, Any]:
     return dump
 
 
+# --------------------------------------------------------------------------- the browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+BROWSER_PACKAGES = ("chromium", "chromium-driver")
+
+
+def ensure_browser() -> tuple[Path, Path]:
+    """Debian's chromium and chromium-driver (for the workbench's browser tests): installed with
+    apt-get once when missing, as root or through sudo with no password prompt; (chromium,
+    chromedriver). Raises, saying what to run, when this user cannot install them."""
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        prefix = _as_root()
+        cache_dir().mkdir(parents=True, exist_ok=True)
+        with (cache_dir() / "apt.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+                _apt_install(prefix, BROWSER_PACKAGES)
+    return CHROMIUM, CHROMEDRIVER
+
+
+def _as_root() -> list[str]:
+    """The command prefix that runs apt-get as root: none for root, else password-less sudo."""
+    sudo = shutil.which("sudo")
+    if os.geteuid() == 0:
+        return []
+    if (
+        sudo
+        and subprocess.run([sudo, "-n", "true"], capture_output=True, check=False).returncode == 0
+    ):
+        return [sudo, "-n"]
+    packages = " ".join(BROWSER_PACKAGES)
+    raise RuntimeError(
+        f"the browser tests need Debian's {packages} ({CHROMIUM}, {CHROMEDRIVER}), and this "
+        f"user can neither install them (not root, no password-less sudo): run "
+        f"`apt-get install -y {packages}` as root"
+    )
+
+
+def _apt_install(prefix: list[str], packages: Sequence[str]) -> None:
+    if shutil.which("apt-get") is None:
+        raise RuntimeError(f"no apt-get here: install {' '.join(packages)} by hand")
+    quiet = {"DEBIAN_FRONTEND": "noninteractive"}
+    _run([*prefix, "apt-get", "update", "-qq"], env=quiet)
+    _run([*prefix, "apt-get", "install", "-y", "-qq", *packages], env=quiet)
+
+
 # --------------------------------------------------------------------------- command line
 
 
 def _install_named(name: str) -> tuple[str, Path, bool]:
     """Install a peer or Node package by name: its spec, its folder, whether this installed it."""
+    if name == "chromium":
+        installed = not (CHROMIUM.exists() and CHROMEDRIVER.exists())
+        return " ".join(BROWSER_PACKAGES), ensure_browser()[0].parent, installed
     if name in NODE_PACKAGES:
         package = NODE_PACKAGES[name]
         return package.spec, package.folder, _install_node(package)
@@ -837,7 +889,7 @@ def _install_named(name: str) -> tuple[str, Path, bool]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m scripts.servers install [peer...]`: pre-install the peers."""
-    names = [*PEERS, *NODE_PACKAGES]
+    names = [*PEERS, *NODE_PACKAGES, "chromium"]
     parser = argparse.ArgumentParser(prog="python -m scripts.servers", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     install = commands.add_parser("install", help="install the peers into the cache folder")

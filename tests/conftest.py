@@ -178,3 +178,40 @@ def webdav(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.WebdavS
     user, password = WEBDAV_USER
     with servers.start_webdav(tmp_path_factory.mktemp("webdav"), {user: password}) as server:
         yield server
+
+
+# --------------------------------------------------------------------------- the browser
+# Debian's chromium driven by selenium through /usr/bin/chromedriver (engine dev's page).
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """A headless Chromium at 1280x800, no network but what a page asks for (installed with
+    apt-get when missing: scripts/servers.py ensure_browser; fails, never skips, when it
+    cannot be)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    chromium, driver = servers.ensure_browser()
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(chromium)
+    for flag in BROWSER_FLAGS:
+        options.add_argument(flag)
+    session = webdriver.Chrome(options=options, service=Service(executable_path=str(driver)))
+    try:
+        yield session
+    finally:
+        session.quit()
+
+
+BROWSER_FLAGS = (
+    "--headless=new",
+    "--window-size=1280,800",
+    "--no-sandbox",  # as root, in a container
+    "--disable-dev-shm-usage",
+    "--disable-gpu",
+    # no fetches of its own: component updates, safe browsing lists, first-run pages
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+)

@@ -228,3 +228,17 @@ def test_fake_gcs_stores_and_returns_an_object_through_gcsfs(gcs: gcsfs.GCSFileS
     gcs.pipe(f"{bucket}/dir/hello.txt", b"hello gcs")
     assert gcs.cat(f"{bucket}/dir/hello.txt") == b"hello gcs"
     assert gcs.info(f"{bucket}/dir/hello.txt")["size"] == 9
+
+
+def test_the_browser_install_says_what_to_run_when_this_user_cannot_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(servers.os, "geteuid", lambda: 1000)
+    monkeypatch.setattr(servers.shutil, "which", lambda name: None)
+    with pytest.raises(RuntimeError, match=r"run `apt-get install -y chromium chromium-driver`"):
+        servers._as_root()
+
+
+def test_the_browser_is_there_once_ensured() -> None:
+    chromium, driver = servers.ensure_browser()
+    assert chromium.is_file() and driver.is_file()

@@ -57,6 +57,10 @@ class InProcess:
             raise _failure(status, answer)
         return dict(answer)
 
+    async def forward(self, scope: Message, receive: Any, send: Any) -> None:
+        """Hands one request of a real server (engine dev) to the app, with its lifespan state."""
+        await self._app({**scope, "state": dict(self._state)}, receive, send)
+
     async def call(self, method: str, path: str, data: bytes = b"") -> tuple[int, Any]:
         """(HTTP status, decoded JSON answer) of one request to the app."""
         sent: list[Message] = []

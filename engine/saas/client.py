@@ -29,7 +29,7 @@ from engine.errors import Retryable, SaasError
 from engine.language.definition import Definition
 from engine.language.model import Request, ResponseRule
 from engine.language.templating import render, render_tree
-from engine.saas import credentials
+from engine.saas import credentials, recorder
 from engine.saas.credentials import Applied, Reach
 from engine.saas.gate import Gate, Pass
 from engine.saas.messages import (
@@ -365,10 +365,14 @@ class Saas:
             if self.shared.limiter is not None:
                 await self.shared.limiter.acquire()
             applied = await self.credential.apply() if credential else Applied()
+            started = self.shared.clock.now()
             async with _opened(out.content) as content:
                 with _translated(out.label):
                     request = self._build(out, applied, content)
                     response = await self.pool.send(request, stream=stream)
+            if recorder.on():
+                took = self.shared.clock.now() - started
+                _record(out, response, took, shown=credential, streamed=stream)
             self.cookies.extract_cookies(response)
             if (
                 not credential
@@ -416,6 +420,15 @@ class Saas:
             except SaasError as exc:
                 raise Retryable(exc.message, kind="invalid") from exc
         return answer
+
+
+def _record(
+    out: Outgoing, response: httpx.Response, seconds: float, *, shown: bool, streamed: bool
+) -> None:
+    """The exchange for engine dev's test read; a streamed answer's bytes are not read here."""
+    body = None if not shown else b"(streamed: not read here)" if streamed else response.content
+    url = str(response.request.url)
+    recorder.record(out.method, out.label, url, response.status_code, seconds=seconds, body=body)
 
 
 async def _tell(admitted: Pass, response: httpx.Response) -> None:

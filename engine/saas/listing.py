@@ -13,7 +13,7 @@ from engine.errors import HookError, Ignored, SaasError, SelectorError
 from engine.language.model import Listing
 from engine.language.selectors import select
 from engine.language.templating import render
-from engine.saas import pagination
+from engine.saas import pagination, recorder
 from engine.saas.client import Saas
 from engine.saas.messages import Answer
 
@@ -48,6 +48,12 @@ class PageReader:
 
     async def records(self, answer: Answer) -> list[Any]:
         """A page's records: the list's parse hook's, or what its records selector picks."""
+        records = await self._records(answer)
+        if recorder.on():
+            recorder.selected(answer.url, records)
+        return records
+
+    async def _records(self, answer: Answer) -> list[Any]:
         hook = self.listing.parse
         if hook is None:
             return records_of(answer, self.listing.records)
