@@ -329,6 +329,40 @@ async def test_a_heartbeat_cancelled_mid_save_lands_before_the_final_save(
     assert (await stored(storage))["status"] == "DONE"
 
 
+async def test_a_save_cancelled_mid_write_still_lets_the_release_through(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch
+):
+    """A task cancelled at shutdown while its save is in a worker thread: the write lands anyway,
+    so the release after it must build on that write's version (it was refused as another
+    runner's change, leaving the lease held, before)."""
+    journal = journal_on(storage, FakeClock(), status="RUNNING")
+    writing, release = anyio.Event(), anyio.Event()
+    write = storage.write_if
+
+    async def held(relative: str, data: Any, version: str | None) -> str:
+        writing.set()
+        await release.wait()
+        return await write(relative, data, version)
+
+    async def slow_first(relative: str, data: Any, version: str | None) -> str:
+        if writing.is_set():
+            return await write(relative, data, version)
+        return await asyncio.shield(held(relative, dict(data), version))
+
+    monkeypatch.setattr(storage, "write_if", slow_first)
+    saving = asyncio.create_task(journal.save())
+    await writing.wait()
+    saving.cancel()
+    await asyncio.sleep(0)
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await saving
+    await journal.release()
+
+    assert (await stored(storage))["owner"] is None
+    assert not journal.lost
+
+
 async def test_a_failed_task_saves_its_error_with_the_secrets_scrubbed(storage: Storage):
     journal = journal_on(storage, FakeClock(), status="RUNNING")
 

@@ -190,12 +190,26 @@ class Journal:
             record["updatedAt"] = iso(now)
             if record["status"] not in FINISHED:
                 record["heartbeatAt"] = iso(now)
+            writing = asyncio.ensure_future(self.storage.write_if(self.path, record, self.version))
             try:
-                self.version = await self.storage.write_if(self.path, record, self.version)
+                self.version = await asyncio.shield(writing)
+            except asyncio.CancelledError:
+                # the write goes on in its worker thread: learn what it did, or the next save
+                # (the release at shutdown) would be refused as another runner's change
+                await asyncio.wait([writing])
+                self._learn(writing, now)
+                raise
             except LeaseLost:
                 self.lost = True
                 raise
             self._saved_at = now
+
+    def _learn(self, writing: asyncio.Future[str], now: float) -> None:
+        """Takes in the outcome of a write its caller stopped waiting for."""
+        failure = None if writing.cancelled() else writing.exception()
+        if failure is None and not writing.cancelled():
+            self.version, self._saved_at = writing.result(), now
+        self.lost = self.lost or isinstance(failure, LeaseLost)
 
     async def beat(self, interval: float) -> None:
         """Saves every ``interval`` seconds (the heartbeat) until cancelled or the lease is
