@@ -371,7 +371,8 @@ def test_an_interrupted_backup_exits_130_and_status_resumes_it_to_an_intact_back
     assert process.returncode == 130, err
     assert "Error: interrupted" in err
     (record,) = (tmp_path / "stopped" / ".engine" / "tasks").iterdir()
-    assert json.loads(record.read_text())["owner"] is None, (record.read_text(), err)  # its lease released
+    saved = record.read_text()
+    assert json.loads(saved)["owner"] is None, (saved, err)  # its lease released
     done = engine_run(KINTO, "status", url, record.stem, "--json", env=env)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["status"] == "DONE"
