@@ -53,6 +53,7 @@ LOCAL_RUNS = 3
 S3_RUNS = 2
 S3_KEY, S3_SECRET = "bench-key", "bench-secret"  # moto takes any
 BUCKET = "bench"
+S3_PART = 5 << 20  # the engine's S3 part size (engine/storage/locations.py)
 MIB = 1 << 20
 OPTIONS_VARIABLE = "BENCH_STORAGE_OPTIONS"  # the direct process's storage options
 
@@ -300,7 +301,9 @@ def _s3_target(folder: Path) -> Iterator[tuple[Target, dict[str, Any]]]:
         fs = fsspec.filesystem("s3", skip_instance_cache=True, **options)
         fs.mkdir(BUCKET)
         try:
-            yield Target("S3 (moto)", f"s3://{BUCKET}", fs, BUCKET, options), options
+            # the direct script writes parts of the engine's size (s3fs's default is 50 MiB)
+            direct = {**options, "default_block_size": S3_PART}
+            yield Target("S3 (moto)", f"s3://{BUCKET}", fs, BUCKET, direct), options
         finally:
             if getattr(fs, "_s3creator", None) is not None:  # close its aiohttp session
                 fsspec.asyn.sync(fs.loop, fs._s3creator.__aexit__, None, None, None)
