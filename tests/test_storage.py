@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+import platform
 import threading
 import time
 import uuid
@@ -43,6 +44,7 @@ from engine.storage import (
     multipart,
     open_storage,
     register_classes,
+    workers,
 )
 from scripts import servers
 
@@ -915,3 +917,12 @@ def test_an_s3_object_is_sent_from_one_buffer_and_is_invisible_until_committed(
     dropped.write(data)
     dropped.discard()
     assert not s3_backend.has("dropped.bin") and fs.list_multipart_uploads(bucket) == []
+
+
+def test_the_malloc_arenas_are_capped_unless_the_operator_set_them(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert workers.fewer_arenas() is False  # the operator's setting stands
+    monkeypatch.delenv("MALLOC_ARENA_MAX")
+    assert workers.fewer_arenas() is (platform.libc_ver()[0] == "glibc")
