@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 
 from bench import harness
-from bench.core import ROOT, Context, Figure, median
+from bench.core import ROOT, Context, Figure, median, pair_ratios
 from scripts import servers
 
 NAME = "api"
@@ -202,6 +202,14 @@ def _targets(stack: ExitStack, workdir: Path) -> dict[str, Request]:
 # --------------------------------------------------------------------------- the run
 
 
+API_EXTRAS = {
+    "/api/version": "the engine's app goes through its endpoint table and error handling and"
+    " answers from its loaded module; the bare Starlette app returns a constant",
+    "/api/roots": "the engine checks the body against the module API, renders the module's"
+    " listing request and maps Kinto's answer; Kinto's own GET /buckets is what it calls",
+}
+
+
 def _loads(context: Context, generate: Generator) -> dict[str, list[Load]]:
     seconds = SECONDS["smoke" if context.smoke else "full"]
     workdir = context.workdir / NAME
@@ -256,6 +264,11 @@ def run(context: Context) -> list[Figure]:
                 baseline_name=baseline_name,
                 target=target,
                 note=detail,
+                ratios=pair_ratios(
+                    [load.requests_per_second for load in loads[engine]],
+                    [load.requests_per_second for load in loads[baseline]],
+                ),
+                differs=API_EXTRAS[path],
             ),
             Figure(NAME, f"{path} p50 latency", "ms", p50, base_p50, baseline_name, higher=False),
             Figure(NAME, f"{path} p99 latency", "ms", p99, base_p99, baseline_name, higher=False),

@@ -1,6 +1,8 @@
 """What every benchmark shares: figures (an engine value beside its baseline, as a ratio against
-a target), medians of several runs, the machine's description, and writing results into
-docs/benchmarks.md between markers, so the hand-written analysis around them survives a rerun."""
+a target: the median of the per-pair ratios of interleaved rounds, with their spread), rounds
+run in pairs (engine, baseline, engine, baseline: a noisy moment hits both sides alike), the
+machine's description, and writing results into docs/benchmarks.md between markers, so the
+hand-written analysis around them survives a rerun."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "benchmarks.md"
@@ -40,13 +42,24 @@ class Figure:
     target: float | None = None
     limit: float | None = None  # an absolute bound on the engine value (max, or min if higher)
     note: str = ""
+    ratios: tuple[float, ...] = ()  # engine / baseline of each interleaved pair of rounds
+    differs: str = ""  # what each side does that the other does not
 
     @property
     def ratio(self) -> float | None:
-        """engine / baseline, when there is a baseline."""
+        """The median of the per-pair ratios, or engine / baseline when there are none."""
+        if self.ratios:
+            return statistics.median(self.ratios)
         if self.baseline in (None, 0):
             return None
         return self.engine / self.baseline
+
+    @property
+    def spread(self) -> str:
+        """The per-pair ratios' min-max, when there are several."""
+        if len(self.ratios) < 2:
+            return ""
+        return f" ({min(self.ratios):.2f}-{max(self.ratios):.2f})"
 
     @property
     def met(self) -> bool | None:
@@ -83,6 +96,43 @@ def median_of(runs: int, measure: Callable[[], T], key: Callable[[T], float]) ->
     even count), so related numbers of one run stay together."""
     results = sorted((measure() for _ in range(runs)), key=key)
     return results[len(results) // 2]
+
+
+def paired(
+    runs: int, engine: Callable[[], T], baseline: Callable[[], T]
+) -> tuple[list[T], list[T]]:
+    """``runs`` pairs of rounds, interleaved A B A B: the engine's results and the baseline's."""
+    engines: list[T] = []
+    baselines: list[T] = []
+    for _ in range(runs):
+        engines.append(engine())
+        baselines.append(baseline())
+    return engines, baselines
+
+
+def pair_ratios(engine: Sequence[float], baseline: Sequence[float]) -> tuple[float, ...]:
+    """engine / baseline of each pair (values of the figure's unit: rates or MiB)."""
+    return tuple(e / b for e, b in zip(engine, baseline, strict=True) if b)
+
+
+def pair_figure(
+    benchmark: str, measure: str, unit: str, engine: list[float], baseline: list[float], **more: Any
+) -> Figure:
+    """A figure of paired rounds: each side's median, and the per-pair ratios."""
+    return Figure(
+        benchmark,
+        measure,
+        unit,
+        median(engine),
+        median(baseline),
+        ratios=pair_ratios(engine, baseline),
+        **more,
+    )
+
+
+def rates(amount: float, times: Sequence[float]) -> list[float]:
+    """amount / seconds of each round (records/s from seconds, say)."""
+    return [amount / time for time in times]
 
 
 def seconds(action: Callable[[], object]) -> float:
@@ -141,7 +191,7 @@ def table(figures: Sequence[Figure]) -> str:
             if figure.baseline is not None
             else "-"
         )
-        ratio = f"{figure.ratio:.2f}x" if figure.ratio is not None else "-"
+        ratio = f"{figure.ratio:.2f}x{figure.spread}" if figure.ratio is not None else "-"
         sign = ">=" if figure.higher else "<="
         targets = [f"{sign} {figure.target:.2f}x"] if figure.target is not None else []
         targets += [f"{sign} {_number(figure.limit)} {figure.unit}"] if figure.limit else []
@@ -152,7 +202,19 @@ def table(figures: Sequence[Figure]) -> str:
             f"| {figure.measure}{note} | {_number(figure.engine)} {figure.unit} | {baseline} |"
             f" {ratio} | {target} | {met} |"
         )
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + _notes(figures)
+
+
+def _notes(figures: Sequence[Figure]) -> str:
+    """Below the table: how its ratios are made, and what each side does that the other
+    does not."""
+    text = ""
+    if any(figure.ratios for figure in figures):
+        text += "\nRatios: the median of per-pair ratios (min-max), rounds interleaved A B A B.\n"
+    differs = [f"- {figure.measure}: {figure.differs}" for figure in figures if figure.differs]
+    if differs:
+        text += "\nWhat each side does that the other does not:\n" + "\n".join(differs) + "\n"
+    return text
 
 
 CELLS_PER_X = 40  # chart cells for a ratio of 1.00x

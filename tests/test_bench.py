@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench import api, authoring, records, restore
-from bench.core import Context, Figure, chart, table, write_section
+from bench.core import Context, Figure, chart, pair_ratios, paired, table, write_section
 
 
 def smoke(tmp_path: Path) -> Context:
@@ -44,6 +44,30 @@ def test_the_table_shows_ratio_target_and_whether_it_is_met():
     assert "| memory | 250 MiB | - | - | <= 200 MiB | **no** |" in text
 
 
+def test_a_paired_figure_shows_the_median_of_its_pair_ratios_with_their_spread():
+    order: list[str] = []
+    engine, baseline = paired(
+        3, lambda: order.append("A") or len(order), lambda: order.append("B") or 10.0
+    )
+    assert order == ["A", "B", "A", "B", "A", "B"]  # interleaved, not all A then all B
+    assert engine == [1, 3, 5] and baseline == [10.0, 10.0, 10.0]
+    figure = Figure(
+        "b",
+        "speed",
+        "MB/s",
+        90.0,
+        100.0,
+        target=0.9,
+        ratios=pair_ratios([80.0, 95.0, 99.0], [100.0, 100.0, 90.0]),
+        differs="the engine hashes; the script does not",
+    )
+    assert figure.ratio == pytest.approx(0.95)  # not 90 / 100, the ratio of the medians
+    text = table([figure])
+    assert "| 0.95x (0.80-1.10) | >= 0.90x | yes |" in text
+    assert "median of per-pair ratios" in text
+    assert "- speed: the engine hashes; the script does not" in text
+
+
 def test_the_chart_draws_each_targeted_ratio_with_its_target_mark():
     figures = [
         Figure("b", "speed", "MB/s", 90.0, 100.0, target=0.9),
@@ -72,11 +96,12 @@ def test_records_backs_a_collection_up_beside_the_direct_script_and_kintos_limit
     figures = records.run(smoke(tmp_path))
     assert [f.measure for f in figures] == [
         "backup throughput",
-        "backup vs Kinto's raw page fetch (the limit)",
+        "backup vs Kinto's raw page fetch, pipelined (the limit)",
         "backup with permissions, one GET per record",
     ]
     assert all_positive(figures) and all(f.baseline is not None for f in figures)
     assert figures[0].target == 0.9 and figures[0].met is not None
+    assert all(len(f.ratios) == 1 and f.differs for f in figures)
 
 
 @pytest.mark.e2e
@@ -140,10 +165,12 @@ def test_binaries_streams_files_to_a_folder_and_to_s3_and_weighs_the_engines_mem
     from bench import binaries
 
     figures = binaries.run(smoke(tmp_path))
-    assert [f.unit for f in figures] == ["MB/s", "MB/s", "MB/s", "MiB", "MiB"]
+    assert [f.unit for f in figures] == ["MB/s"] * 3 + ["MiB"] * 4
     assert all_positive(figures) and all(f.baseline is not None for f in figures)
-    assert [f.target for f in figures] == [0.9, None, 0.9, 1.2, 1.2]
-    assert all(f.limit == 200 and not f.higher for f in figures[3:])
+    assert [f.target for f in figures] == [0.9, None, 0.9, None, 1.2, None, 1.2]
+    assert [f.baseline_name for f in figures[3:5]] == ["direct script", "engine, 1 MiB"]
+    assert all(f.limit == 200 and f.ratios for f in figures[3::2])  # against the script
+    assert not any(f.higher for f in figures[3:])
     assert not any(tmp_path.rglob("*.bin")), "the generated files are removed"
 
 
@@ -154,6 +181,7 @@ def test_small_backs_notes_up_at_both_concurrencies_beside_the_direct_script(tmp
     figures = small.run(smoke(tmp_path))
     assert [f.baseline_name for f in figures] == ["engine, concurrency 1", "direct"]
     assert all_positive(figures) and [f.target for f in figures] == [4.0, 0.9]
+    assert len(figures[1].ratios) == 1 and figures[1].differs
 
 
 @pytest.mark.e2e

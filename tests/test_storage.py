@@ -7,6 +7,8 @@ import hashlib
 import io
 import json
 import os
+import platform
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -39,9 +41,10 @@ from engine.storage import (
     ObjectInfo,
     Storage,
     merge_options,
+    multipart,
     open_storage,
     register_classes,
-    transfers,
+    workers,
 )
 from scripts import servers
 
@@ -822,7 +825,7 @@ async def test_a_backend_that_cannot_defer_a_write_still_loses_a_failed_object()
 async def test_a_buffered_backend_is_handed_whole_parts_that_grow_with_the_object(
     monkeypatch: pytest.MonkeyPatch,
 ):
-    monkeypatch.setattr(transfers, "PARTS_PER_STEP", 2)  # parts double every 2 (1 MiB blocks)
+    monkeypatch.setattr(multipart, "PARTS_PER_STEP", 2)  # parts double every 2 (1 MiB blocks)
     register_classes({"eager": f"{__name__}:_EagerFileSystem"})
     _EagerFileSystem.uploads.clear()
     data = os.urandom(11 * MIB)
@@ -835,7 +838,7 @@ async def test_a_buffered_backend_is_handed_whole_parts_that_grow_with_the_objec
     sent = [size for size in _EagerFileSystem.uploads if size]  # close() flushes an empty one
     assert sent == [MIB, MIB, 2 * MIB, 2 * MIB, 4 * MIB, MIB]
     assert _EagerFileSystem.store["b/task-2/big.bin"] == data
-    assert transfers.UPLOADS._value == 3  # type: ignore[attr-defined]  # every part let go
+    assert multipart.PARTS.held == 0  # every part let go
 
 
 @pytest.mark.parametrize(
@@ -845,3 +848,81 @@ async def test_a_buffered_backend_is_handed_whole_parts_that_grow_with_the_objec
 def test_a_custom_class_that_is_no_filesystem_is_a_config_error(name: str, reason: str):
     with pytest.raises(ConfigError, match=f"ENGINE_STORAGE_CLASSES: x: .*{reason}"):
         register_classes({"x": name})
+
+
+# --------------------------------------------------------------------------- S3 parts in budget
+
+
+def test_a_byte_budget_makes_a_holder_wait_until_its_bytes_fit():
+    budget = multipart.ByteBudget(10)
+    order: list[str] = []
+    with budget.hold(6):
+        second = threading.Thread(target=lambda: _held(budget, 6, order))
+        second.start()
+        while budget.waiting == 0:  # the second holder is waiting for room: 6 + 6 > 10
+            time.sleep(0.01)
+        order.append("first done")
+    second.join(10)
+    assert order == ["first done", "second held"]
+    with budget.hold(25):  # more than the whole budget: it goes alone
+        assert budget.held == 25
+    assert budget.held == 0 and budget.peak == 25
+
+
+def _held(budget: multipart.ByteBudget, size: int, order: list[str]) -> None:
+    with budget.hold(size):
+        order.append("second held")
+
+
+@pytest.fixture
+def s3_backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    with _s3(request) as made:
+        yield made
+
+
+async def test_s3_objects_written_at_once_keep_their_parts_in_flight_within_the_budget(
+    s3_backend: Backend, monkeypatch: pytest.MonkeyPatch
+):
+    budget = multipart.ByteBudget(6 * MIB)  # one 5 MiB part at a time, however many objects
+    monkeypatch.setattr(multipart, "PARTS", budget)
+    data = {f"objects/{n}.bin": os.urandom(12 * MIB + n) for n in range(4)}
+    async with s3_backend.open() as storage:
+        infos = await asyncio.gather(
+            *(_write(storage, name, body, compress=None) for name, body in data.items())
+        )
+    assert budget.peak == 5 * MIB  # full parts went one at a time: the others waited
+    assert budget.held == 0
+    for info in infos:
+        assert s3_backend.stored(info.path) == data[info.path]
+
+
+def test_an_s3_object_is_sent_from_one_buffer_and_is_invisible_until_committed(
+    s3_backend: Backend,
+):
+    fs, path = s3_backend.fs, f"{s3_backend.path}/big.bin"
+    bucket = s3_backend.path.split("/")[0]
+    data = os.urandom(11 * MIB + 3)
+    file = multipart.MultipartFile(fs, path, 5 * MIB)
+    file.write(data[: 5 * MIB + 1])  # the first part goes; one byte waits in the buffer
+    buffer = file.buffer
+    file.write(data[5 * MIB + 1 :])
+    assert file.buffer is buffer and len(buffer) == 5 * MIB  # reused, never regrown
+    assert not s3_backend.has("big.bin")
+    assert len(fs.list_multipart_uploads(bucket)) == 1
+    file.commit()
+    assert s3_backend.stored("big.bin") == data
+    assert fs.list_multipart_uploads(bucket) == []
+
+    dropped = multipart.MultipartFile(fs, f"{s3_backend.path}/dropped.bin", 5 * MIB)
+    dropped.write(data)
+    dropped.discard()
+    assert not s3_backend.has("dropped.bin") and fs.list_multipart_uploads(bucket) == []
+
+
+def test_the_malloc_arenas_are_capped_unless_the_operator_set_them(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert workers.fewer_arenas() is False  # the operator's setting stands
+    monkeypatch.delenv("MALLOC_ARENA_MAX")
+    assert workers.fewer_arenas() is (platform.libc_ver()[0] == "glibc")

@@ -9,6 +9,7 @@ event-loop thread) alike.
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import importlib
 import json
@@ -38,6 +39,7 @@ from fsspec.spec import (  # type: ignore[import-untyped]  # as above
 )
 
 from engine.errors import ConfigError, LinkEscape, StorageError, StorageNotAllowed
+from engine.storage.multipart import MultipartFile
 
 FileSystem: TypeAlias = Any  # an fsspec filesystem (fsspec is untyped)
 
@@ -86,8 +88,23 @@ def _import_class(protocol: str, name: str) -> type:
 
 def open_url(url: str, options: Mapping[str, Any]) -> tuple[FileSystem, str]:
     """A new filesystem for the URL, built with options, and the URL's path on it."""
-    fs, root = fsspec.core.url_to_fs(url, **options)
+    extra = _SHARED.get(protocol_of(url) or "", dict)()
+    fs, root = fsspec.core.url_to_fs(url, **{**extra, **options})
     return fs, str(root)
+
+
+@functools.cache
+def _aws_session() -> Any:
+    """The process's one aiobotocore session. Each S3 filesystem makes its own client from it
+    (credentials are the client's), but the service models the session loads are parsed once:
+    a session per filesystem costs 11-16 MiB of parsed models each, and a task opens several."""
+    import aiobotocore.session  # type: ignore[import-untyped]  # noqa: PLC0415  # only for S3
+
+    return aiobotocore.session.AioSession()
+
+
+# Options every filesystem of a protocol gets unless its own options say otherwise.
+_SHARED: dict[str, Callable[[], dict[str, Any]]] = {"s3": lambda: {"session": _aws_session()}}
 
 
 # --------------------------------------------------------------------------- the allowed area
@@ -202,6 +219,8 @@ def open_deferred(fs: FileSystem, path: str) -> DeferredFile:
     for kind, opener in _DEFERRED_OPENERS:
         if isinstance(fs, kind):
             return opener(fs, path)
+    if "s3" in _protocols(fs):  # our own multipart upload: one reused buffer, a byte budget
+        return MultipartFile(fs, path, int(fs.default_block_size))
     # _open, not open: open() also queues the file on the instance's shared transaction
     return cast(DeferredFile, fs._open(path, "wb", autocommit=False))
 

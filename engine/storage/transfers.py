@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass
@@ -17,18 +16,16 @@ from typing import IO, Protocol, cast
 import zstandard
 
 from engine.errors import BackupDamaged
+from engine.storage import multipart
 from engine.storage.filesystems import DeferredFile, FileSystem, defers, open_deferred, part_size
 
 CHUNK_SIZE = 1 << 20  # bytes per worker-thread call, read or write: bounds memory per object
 
 Data = bytes | bytearray  # what an object is written from
 
-# Uploads of parts in flight in this process, all objects together. While a buffered backend
-# (s3fs, gcsfs) sends a part, it holds about four copies of it (its buffer, the part, the HTTP
-# client's body and checksum); a part waiting here costs one. So memory stays bounded however
-# many objects are open: 8 objects at once to S3 peaked at 340 MiB without this gate.
-UPLOADS = threading.BoundedSemaphore(3)
-PARTS_PER_STEP = 1000  # parts grow x2 every this many, so S3's 10,000 parts reach 5 TiB
+# Parts in flight: a buffered backend's file (gcsfs; S3 has engine.multipart's own file) is
+# handed whole parts, each within the process's byte budget for parts (multipart.PARTS), so
+# memory stays bounded however many objects are open.
 
 
 class _Stream(Protocol):
@@ -43,13 +40,16 @@ class _Source(Protocol):
 
 class _Counter:
     """Hashes and counts the stored bytes on their way into the file. A buffered backend's file
-    is handed whole parts, each through the UPLOADS gate (it sends them as it is given them)."""
+    is handed whole parts, each within the PARTS budget (it sends them as it is given them)."""
 
     def __init__(self, file: DeferredFile) -> None:
         self.file = file
         self.sha256 = hashlib.sha256()
         self.size = 0
         self._part = part_size(file)
+        # what zstd hands the file per write: whole chunks to a disk (fewer writes), small
+        # pieces to a file that only copies them into its part buffer (less memory per object)
+        self.write_size: int = getattr(file, "WRITE_SIZE", CHUNK_SIZE)
         self._pending: list[bytes] = []
         self._pending_size = 0
         self._parts = 0
@@ -63,14 +63,14 @@ class _Counter:
             return size
         self._pending.append(bytes(data))
         self._pending_size += size
-        if self._pending_size >= self._part << (self._parts // PARTS_PER_STEP):
-            with UPLOADS:
+        if self._pending_size >= self._part << (self._parts // multipart.PARTS_PER_STEP):
+            with multipart.PARTS.hold(self._pending_size):
                 self._send()
         return size
 
     def gate(self) -> AbstractContextManager[object]:
         """Held around what sends the last part (closing and committing the file)."""
-        return nullcontext() if self._part is None else UPLOADS
+        return nullcontext() if self._part is None else multipart.PARTS.hold(self._pending_size)
 
     def finish(self) -> None:
         """Hand the file what is pending (call inside the gate)."""
@@ -102,8 +102,10 @@ class Codec:
 
 def _zstd_writer(sink: _Counter, level: int) -> _Stream:
     compressor = zstandard.ZstdCompressor(level=level)
-    # write_size: hand the file whole chunks, not zstd's default 128 KiB pieces (a write each)
-    return compressor.stream_writer(cast(IO[bytes], sink), write_size=CHUNK_SIZE, closefd=False)
+    # write_size: a disk is handed whole chunks, not zstd's default 128 KiB pieces (a write each)
+    return compressor.stream_writer(
+        cast(IO[bytes], sink), write_size=sink.write_size, closefd=False
+    )
 
 
 def _zstd_reader(file: IO[bytes]) -> _Source:

