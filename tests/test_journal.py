@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -296,26 +296,34 @@ async def test_a_final_save_that_fails_leaves_the_task_running_in_memory(
     assert journal.record["status"] == "RUNNING"
 
 
+def hold_writes(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch, when: Callable[[Any], bool]
+) -> tuple[anyio.Event, anyio.Event]:
+    """Holds each write whose data ``when`` picks until the second event is set; the first
+    event says one is held. Like a write in a worker thread, a held write goes on when its
+    caller is cancelled."""
+    holding, release = anyio.Event(), anyio.Event()
+    write = storage.write_if
+
+    async def held(relative: str, data: Any, version: str | None) -> str:
+        holding.set()
+        await release.wait()
+        return await write(relative, data, version)
+
+    async def holding_write(relative: str, data: Any, version: str | None) -> str:
+        if not when(data):
+            return await write(relative, data, version)
+        return await asyncio.shield(held(relative, dict(data), version))
+
+    monkeypatch.setattr(storage, "write_if", holding_write)
+    return holding, release
+
+
 async def test_a_heartbeat_cancelled_mid_save_lands_before_the_final_save(
     storage: Storage, monkeypatch: pytest.MonkeyPatch
 ):
     journal = journal_on(storage, FakeClock(), status="RUNNING")
-    beating, release = anyio.Event(), anyio.Event()
-    write = storage.write_if
-
-    async def held(relative: str, data: Any, version: str | None) -> str:
-        beating.set()
-        await release.wait()
-        return await write(relative, data, version)
-
-    async def slow_beat(relative: str, data: Any, version: str | None) -> str:
-        if data["status"] != "RUNNING":
-            return await write(relative, data, version)
-        # the heartbeat's save, held until released; like a write in a worker thread, it goes on
-        # when its caller is cancelled
-        return await asyncio.shield(held(relative, dict(data), version))
-
-    monkeypatch.setattr(storage, "write_if", slow_beat)
+    beating, release = hold_writes(storage, monkeypatch, lambda data: data["status"] == "RUNNING")
     beat = asyncio.create_task(journal.beat(1.0))
     await beating.wait()
     beat.cancel()
@@ -336,20 +344,7 @@ async def test_a_save_cancelled_mid_write_still_lets_the_release_through(
     so the release after it must build on that write's version (it was refused as another
     runner's change, leaving the lease held, before)."""
     journal = journal_on(storage, FakeClock(), status="RUNNING")
-    writing, release = anyio.Event(), anyio.Event()
-    write = storage.write_if
-
-    async def held(relative: str, data: Any, version: str | None) -> str:
-        writing.set()
-        await release.wait()
-        return await write(relative, data, version)
-
-    async def slow_first(relative: str, data: Any, version: str | None) -> str:
-        if writing.is_set():
-            return await write(relative, data, version)
-        return await asyncio.shield(held(relative, dict(data), version))
-
-    monkeypatch.setattr(storage, "write_if", slow_first)
+    writing, release = hold_writes(storage, monkeypatch, lambda data: True)
     saving = asyncio.create_task(journal.save())
     await writing.wait()
     saving.cancel()
