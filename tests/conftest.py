@@ -66,6 +66,14 @@ def fake_gcs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[servers.Serve
 # --------------------------------------------------------------------------- task tests
 
 
+@pytest.fixture(scope="module")
+def area(tmp_path_factory: pytest.TempPathFactory) -> Iterator[taskflow.Backend]:
+    """A local backup folder the engine allows, one per test module (a module's own ``area``
+    fixture takes its place)."""
+    with taskflow.local_backend(tmp_path_factory.mktemp("backups")) as backend:
+        yield backend
+
+
 @pytest.fixture
 def storage_area(
     request: pytest.FixtureRequest, tmp_path: Path

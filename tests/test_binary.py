@@ -22,7 +22,7 @@ from engine.language.model import RestoreStep, build
 from engine.storage import CHUNK_SIZE, ObjectInfo
 from engine.tasks import decoding, uploads
 from tests.files_server import File, FilesServer
-from tests.taskflow import Backend, Place, local_backend, module_api, new_uuid, run_module_task
+from tests.taskflow import Backend, Place, module_api, new_uuid, run_module_task
 from tests.taskparts import entry, memory_storage, write_object
 
 pytestmark = pytest.mark.anyio
@@ -51,12 +51,6 @@ def files(server: FilesServer) -> Iterator[FilesServer]:
     server.damaged = set()
     server.clear()
     yield server
-
-
-@pytest.fixture(scope="module")
-def area(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
-    with local_backend(tmp_path_factory.mktemp("binary")) as backend:
-        yield backend
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,6 @@ from tests.taskflow import (
     Place,
     assert_same,
     json_documents,
-    local_backend,
     module_api,
     new_uuid,
     post,
@@ -90,12 +89,6 @@ def seeded(radicale: servers.Server) -> dav.DavSeed:
         answer = http.request("PROPPATCH", seed.href("bare"), content=BARE_PROPERTIES, headers=XML)
         assert answer.status_code == 207
     return seed
-
-
-@pytest.fixture(scope="module")
-def area(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
-    with local_backend(tmp_path_factory.mktemp("backups")) as backend:
-        yield backend
 
 
 @pytest.fixture(scope="module")

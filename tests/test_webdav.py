@@ -23,7 +23,6 @@ from tests.taskflow import (
     ROOT,
     Backend,
     Place,
-    local_backend,
     module_api,
     new_uuid,
     post,
@@ -35,12 +34,6 @@ pytestmark = pytest.mark.e2e
 
 MODULE = ROOT / "modules" / "webdav"
 GiB = 1 << 30
-
-
-@pytest.fixture(scope="module")
-def area(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
-    with local_backend(tmp_path_factory.mktemp("backups")) as backend:
-        yield backend
 
 
 @pytest.fixture(scope="module")
