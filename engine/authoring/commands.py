@@ -52,31 +52,18 @@ def init(
     `# TODO:` lines what is left to write.
     """
     try:
-        sys.exit(_init(folder, source, module_id=module_id, name=name, auth=auth, hooks=hooks))
+        _refuse_overwrite(folder, ["module.yaml", "README.md", *(["hooks.py"] if hooks else [])])
+        api = read(source) if source else scaffold.example_api(auth)
+        identity = _identity(folder, api, module_id, name, hooks)
+        origin = _origin(api, identity, source) if source else scaffold.EXAMPLE_ORIGIN
+        written = scaffold.files(api, identity, origin)
+        folder.mkdir(parents=True, exist_ok=True)
+        for file, text in written.items():
+            (folder / file).write_text(text, encoding="utf-8")
+        sys.exit(_report(folder, written))
     except EngineError as exc:
         click.echo(f"Error: {exc.message}", err=True)
         sys.exit(exc.exit_code)
-
-
-def _init(
-    folder: Path,
-    source: str | None,
-    *,
-    module_id: str | None,
-    name: str | None,
-    auth: str,
-    hooks: bool,
-) -> int:
-    names = ["module.yaml", "README.md", *(["hooks.py"] if hooks else [])]
-    _refuse_overwrite(folder, names)
-    api = read(source) if source else scaffold.example_api(auth)
-    identity = _identity(folder, api, module_id, name, hooks)
-    origin = _origin(api, identity, source) if source else scaffold.EXAMPLE_ORIGIN
-    written = scaffold.files(api, identity, origin)
-    folder.mkdir(parents=True, exist_ok=True)
-    for file, text in written.items():
-        (folder / file).write_text(text, encoding="utf-8")
-    return _report(folder, written)
 
 
 def _refuse_overwrite(folder: Path, names: list[str]) -> None:
