@@ -1,9 +1,13 @@
 """The real servers of scripts.servers start, answer, hold data and stop."""
 
 import json
+import os
+import signal
 import socket
+import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,6 +20,7 @@ import pytest
 import s3fs
 
 from scripts import servers
+from tests.taskflow import ROOT
 
 
 def fresh(prefix: str) -> str:
@@ -72,6 +77,55 @@ def test_a_server_that_exits_at_start_fails_with_its_log_tail(tmp_path: Path):
         servers.start_process(
             "broken", argv, url=url, health_url=url, log_path=tmp_path / "broken.log"
         )
+
+
+HOLDING = """
+import os, sys, time
+from pathlib import Path
+from scripts import servers
+from tests.taskflow import ROOT
+
+def test_holds_a_server(tmp_path):
+    port = servers.free_port()
+    url = f"http://127.0.0.1:{port}"
+    argv = [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port)]
+    log = tmp_path / "log"
+    with servers.start_process("http", argv, url=url, health_url=url, log_path=log) as server:
+        Path(os.environ["PID_FILE"]).write_text(str(server.process.pid))
+        time.sleep(120)
+"""
+
+
+def test_a_sigterm_to_pytest_stops_the_servers_its_tests_started(tmp_path: Path):
+    """pytest stopped by SIGTERM (a timeout, a cancelled CI run) stops its servers as Ctrl-C
+    does (tests/conftest.py); before, they ran on after it."""
+    (tmp_path / "test_holding.py").write_text(HOLDING)
+    pid_file = tmp_path / "pid"
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "tests.conftest", "-p", "no:cacheprovider"]
+    argv += ["--rootdir", str(tmp_path), str(tmp_path / "test_holding.py")]
+    env = os.environ | {"PID_FILE": str(pid_file)}
+    with subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE) as inner:
+        deadline = time.monotonic() + 60
+        while not pid_file.exists() and inner.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert pid_file.exists(), inner.communicate(timeout=10)[0].decode()
+        inner.send_signal(signal.SIGTERM)
+        inner.wait(timeout=30)
+    server = int(pid_file.read_text())
+
+    assert _gone(server, seconds=10), f"the server (pid {server}) outlived pytest"
+
+
+def _gone(pid: int, *, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)  # not left running by a failed test either
+    return False
 
 
 def test_kinto_authenticates_the_admin_and_refuses_a_wrong_password(
