@@ -14,9 +14,11 @@ import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -276,6 +278,19 @@ _running = _RunningSet()
 atexit.register(_running.stop_all)
 
 
+def _stop_on_sigterm() -> None:
+    """A SIGTERM (``timeout``, a cancelled CI run) ends this process as Ctrl-C does, so the
+    servers it started are stopped (by ``with`` blocks, fixtures, atexit); by default it killed
+    the process on the spot and left them running. Only where no handler is set yet."""
+    main = threading.current_thread() is threading.main_thread()
+    if main and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _interrupted)
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"stopped by signal {signum}")
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -316,6 +331,7 @@ def start_process(
     timeout: float = START_TIMEOUT,
 ) -> Server:
     """Start argv in its own session, logging to log_path; return once health_url answers."""
+    _stop_on_sigterm()
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         process = subprocess.Popen(

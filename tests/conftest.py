@@ -6,7 +6,6 @@ import os
 # then waits 50-80 s for that probe to time out. It reads this before gcsfs is imported.
 os.environ.setdefault("GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT", "false")
 
-import signal
 import sys
 import uuid
 from collections.abc import Callable, Iterator
@@ -19,18 +18,6 @@ from starlette.testclient import TestClient
 
 from scripts import servers
 from tests import taskflow
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    """A SIGTERM (``timeout``, a CI runner cancelling) ends the run as Ctrl-C does, so the
-    fixtures stop the servers they started; by default it killed pytest on the spot and left
-    them running."""
-    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, _interrupted)
-
-
-def _interrupted(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"stopped by signal {signum}")
 
 
 @pytest.fixture

@@ -97,11 +97,11 @@ def test_holds_a_server(tmp_path):
 
 
 def test_a_sigterm_to_pytest_stops_the_servers_its_tests_started(tmp_path: Path):
-    """pytest stopped by SIGTERM (a timeout, a cancelled CI run) stops its servers as Ctrl-C
-    does (tests/conftest.py); before, they ran on after it."""
+    """A process stopped by SIGTERM (pytest here; a timeout, a cancelled CI run) stops the
+    servers it started as Ctrl-C does (scripts/servers.py); before, they ran on after it."""
     (tmp_path / "test_holding.py").write_text(HOLDING)
     pid_file = tmp_path / "pid"
-    argv = [sys.executable, "-m", "pytest", "-q", "-p", "tests.conftest", "-p", "no:cacheprovider"]
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
     argv += ["--rootdir", str(tmp_path), str(tmp_path / "test_holding.py")]
     env = os.environ | {"PID_FILE": str(pid_file)}
     with subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE) as inner:
