@@ -197,6 +197,21 @@ class Saas:
         out = self._prepare(spec, names, place, params, body)
         return await self._exchange(out, accept=accept, rules=spec.responses + self.rules)
 
+    def plan(
+        self, spec: Request, names: Mapping[str, Any], *, place: str, body: Streamed | None = None
+    ) -> None:
+        """Builds a request as ``send`` would (without its credentials) and, while a recording
+        is on (engine dev), records it as a dry run's planned write; sends nothing."""
+        if not recorder.on():
+            return
+        out = self._prepare(spec, names, place, None, body)
+        content = out.content if isinstance(out.content, bytes) else None
+        built = self._build(out, Applied(), content)
+        if body is not None:
+            content = f"(a streamed upload of {body.length} bytes)".encode()
+        headers = {name: value for name, value in built.headers.items() if name != "cookie"}
+        recorder.planned(out.method, out.label, str(built.url), headers, content)
+
     async def download(
         self,
         spec: Request,

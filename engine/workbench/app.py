@@ -24,11 +24,12 @@ from engine.runner.inprocess import InProcess
 from engine.saas.recorder import recording
 from engine.settings import Settings
 from engine.workbench.live import POLL_SECONDS, Live
-from engine.workbench.sample import sample
+from engine.workbench.sample import PAGES, recorded, sample
 
 HERE = Path(__file__).parent
 API_PATHS = ("/api/", "/healthz", "/openapi.json")
 READ_LIMIT = 1024 * 1024  # bytes of a test read's request: auth settings, a ctx
+MAX_PAGES = 50  # pages a sample's listing may be asked to read
 NOT_LOADED = {
     "error": {
         "code": "INTERNAL",
@@ -114,17 +115,44 @@ async def read(request: Request) -> Response:
 
 async def backup_sample(request: Request) -> Response:
     """A backup sample of one node (``ctx``): what a backup would send and store, kept in
-    memory only."""
+    memory only; ``step`` (one of the node type's backup steps; all when absent) and ``pages``
+    (the pages a listing reads, PAGES by default) bound it."""
     current: InProcess | None = request.app.state.live.current
     if current is None:
         return JSONResponse(NOT_LOADED, status_code=503)
     asked = _object(await request.body())
-    if asked is None or not isinstance(asked.get("ctx"), dict):
-        refused = {"description": f"not a JSON object with a ctx, of at most {READ_LIMIT} bytes"}
+    bounds = _bounds(asked)
+    if asked is None or not isinstance(asked.get("ctx"), dict) or bounds is None:
+        refused = {
+            "description": f"not a JSON object with a ctx, a step name or none, pages from 1"
+            f" to {MAX_PAGES}, of at most {READ_LIMIT} bytes"
+        }
         return JSONResponse({"error": refused}, 400)
-    auth = asked.get("auth") or {}
     settings: Settings = request.app.state.settings
-    return JSONResponse(await sample(current, auth, asked["ctx"], settings))
+    return JSONResponse(await sample(current, asked, settings, bounds))
+
+
+def _bounds(asked: dict[str, Any] | None) -> tuple[str | None, int] | None:
+    """A sample's step and page count, if the request names them well."""
+    step, pages = (asked or {}).get("step"), (asked or {}).get("pages", PAGES)
+    good_step = step is None or isinstance(step, str)
+    good_pages = type(pages) is int and 1 <= pages <= MAX_PAGES
+    return (step, pages) if good_step and good_pages else None
+
+
+async def restore_recorded(request: Request) -> Response:
+    """A restore (a dry run, say) through the module API, as the page would start it, with the
+    requests it sent and the writes it would make (their bodies) recorded."""
+    current: InProcess | None = request.app.state.live.current
+    if current is None:
+        return JSONResponse(NOT_LOADED, status_code=503)
+    start = _object(await request.body())
+    if start is None or not all(key in start for key in ("taskUuid", "storage")):
+        refused = {"description": "not a restore's start (a taskUuid, a storage) as JSON"}
+        return JSONResponse({"error": refused}, 400)
+    path = "/api/bulk/restore" if "items" in start else "/api/restore"
+    start.setdefault("auth", {})
+    return JSONResponse(await recorded(current, path, start))
 
 
 def _object(data: bytes) -> dict[str, Any] | None:
@@ -169,6 +197,7 @@ def create_workbench(folder: Path, settings: Settings, *, poll: float = POLL_SEC
         Route("/dev/state", state, methods=["GET"]),
         Route("/dev/read", read, methods=["POST"]),
         Route("/dev/sample", backup_sample, methods=["POST"]),
+        Route("/dev/restore", restore_recorded, methods=["POST"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)

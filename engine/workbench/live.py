@@ -125,9 +125,18 @@ class Live:
             "problems": [asdict(problem) for problem in self.problems],
             "broken": broken,
             "serving": None if serving is None else _identity(serving),
+            "steps": {} if serving is None else _steps(serving),
         }
 
 
 def _identity(definition: Definition) -> dict[str, str]:
     identity = definition.identity
     return {"id": identity.id, "name": identity.name, "version": identity.version}
+
+
+def _steps(definition: Definition) -> dict[str, list[dict[str, str | None]]]:
+    """Each resource type's backup steps (id, and its `when`), for the sample's step choice."""
+    return {
+        name: [{"id": step.id, "when": step.when} for step in kind.backup]
+        for name, kind in definition.types.items()
+    }
