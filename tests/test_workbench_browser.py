@@ -163,6 +163,7 @@ def test_sample_a_bucket_s_backup_then_back_it_up_and_restore_it_dry_run_first(
     item.find_element(By.CSS_SELECTOR, "button.sample").click()
     title = "#read-title"
     wait_for(browser, lambda: text_of(browser, title).startswith("Backup sample"), "the sample")
+    assert "every step, the first 2 page(s) of each listing" in text_of(browser, title)
     assert text_of(browser, "#mapped-title").startswith("Stored objects (")
     assert '"path": "' in text_of(browser, "#mapped")
     assert f"/buckets/{bucket}/collections/c000/records" in text_of(browser, "#requests")
@@ -182,6 +183,11 @@ def test_sample_a_bucket_s_backup_then_back_it_up_and_restore_it_dry_run_first(
     writes = [row.text for row in browser.find_elements(By.CSS_SELECTOR, "#writes tbody tr")]
     assert writes and all(row.startswith(("PUT", "POST")) for row in writes)
     assert any(f"/buckets/{bucket}/collections/c000" in row for row in writes)
+    planned = browser.find_elements(By.CSS_SELECTOR, "#requests tr.planned")
+    assert len(planned) == len(writes) and "planned" in planned[0].text
+    bodies = browser.find_elements(By.CSS_SELECTOR, "#requests pre.sent")
+    assert any('"data"' in body.get_attribute("textContent") for body in bodies)
+    assert kinto.admin[1] not in browser.page_source
     snap(browser, tmp_path, "run")
     browser.find_element(By.CSS_SELECTOR, "#restore").click()
     wait_for(browser, lambda: "written" in text_of(browser, status), "the restore")

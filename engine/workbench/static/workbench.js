@@ -2,7 +2,7 @@
 // the module API of this same origin and nowhere else, and are never shown.
 "use strict";
 
-const page = { generation: -1, form: null, formText: "", settings: null, backupDir: "", chosen: new Map(), run: null };
+const page = { generation: -1, form: null, formText: "", settings: null, backupDir: "", chosen: new Map(), run: null, steps: {} };
 const POLL_MS = 400;
 
 function el(tag, attrs = {}, ...children) {
@@ -56,6 +56,7 @@ async function poll() {
     if (!page.backupDir) { page.backupDir = state.backupDir; newFolder(); }
     if (state.generation !== page.generation) {
       page.generation = state.generation;
+      page.steps = state.steps || {};
       showState(state);
       if (state.serving) await loadForm();
     }
@@ -179,14 +180,20 @@ function nodeOf(resource) {
     line.append(read);
   }
   if (resource.canBackup) {
+    const step = stepChooser(resource);
     const sample = el("button", { type: "button", class: "read sample", "aria-label": `Sample a backup of ${resource.name}` }, "sample backup");
-    sample.addEventListener("click", () => sampleBackup(resource));
-    line.append(sample);
+    sample.addEventListener("click", () => sampleBackup(resource, step.value));
+    line.append(step, sample);
   }
   const details = el("details", {}, el("summary", {}, "fields and ctx"),
     el("pre", { class: "fields" }, JSON.stringify(fields, null, 2)),
     el("pre", { class: "ctx" }, JSON.stringify(resource.ctx, null, 2)));
   return el("li", { role: "treeitem", "data-name": resource.name || "", "data-type": resource.type || "" }, line, details, children);
+}
+
+function stepChooser(resource) {
+  const steps = (page.steps[resource.type] || []).map((step) => el("option", { value: step.id, title: step.when ? `when ${step.when}` : null }, step.when ? `${step.id} (when…)` : step.id));
+  return el("select", { class: "step", "aria-label": `Backup step to sample of ${resource.name}` }, el("option", { value: "" }, "every step, and below"), ...steps);
 }
 
 async function expand(toggle, children, ctx) {
@@ -219,16 +226,27 @@ async function listInto(list, path, body, paginationCtx) {
 // --------------------------------------------------------------------- test read
 
 function exchangeRows(exchange) {
-  const picked = exchange.selected === null ? "" : String(exchange.selected);
-  const row = el("tr", { class: "exchange" },
+  const picked = exchange.selected === null ? "" : exchange.kept === null ? String(exchange.selected) : `${exchange.selected} → ${exchange.kept}`;
+  const row = el("tr", { class: exchange.planned ? "exchange planned" : "exchange" },
     el("td", {}, exchange.label), el("td", { class: "url" }, exchange.url),
-    el("td", { class: "status" }, String(exchange.status)), el("td", {}, exchange.milliseconds.toFixed(0)),
+    el("td", { class: "status" }, exchange.planned ? "planned" : String(exchange.status)),
+    el("td", {}, exchange.planned ? "" : exchange.milliseconds.toFixed(0)),
     el("td", { class: "selected" }, picked));
-  const shown = [el("details", {}, el("summary", {}, "raw answer"), el("pre", { class: "raw" }, exchange.body))];
-  if (exchange.records !== null) {
-    shown.push(el("details", {}, el("summary", {}, `selected records (${exchange.selected})`), el("pre", { class: "records" }, exchange.records)));
+  return [row, el("tr", {}, el("td", { colspan: "5" }, ...exchangeDetails(exchange)))];
+}
+
+function exchangeDetails(exchange) {
+  const shown = [];
+  const add = (title, kind, text) => shown.push(el("details", {}, el("summary", {}, title), el("pre", { class: kind }, text)));
+  if (exchange.planned) {
+    add("request headers (not its credentials)", "headers", exchange.headers);
+    add("request body", "sent", exchange.sent || "(no body)");
+    return shown;
   }
-  return [row, el("tr", {}, el("td", { colspan: "5" }, ...shown))];
+  add("raw answer", "raw", exchange.body);
+  if (exchange.records !== null) add(`selected records (${exchange.selected})`, "records", exchange.records);
+  if (exchange.kept !== null) add(`kept by the filter (${exchange.kept} of ${exchange.selected})`, "kept", exchange.kept_records);
+  return shown;
 }
 
 function showRead(title, requests, rightTitle, right) {
@@ -257,13 +275,17 @@ async function testRead(resource) {
     good ? `Mapped resources (${resources.length})` : `The API answered ${read.status}`, good ? resources : read.answer || read);
 }
 
-async function sampleBackup(resource) {
+async function sampleBackup(resource, step) {
   setStatus(document.getElementById("run-status"), `Sampling a backup of ${resource.name}\u2026`, true);
-  const read = await post("/dev/sample", { auth: { settings: page.settings }, ctx: resource.ctx });
+  const pages = Number(document.getElementById("pages").value) || 2;
+  const asked = { auth: { settings: page.settings }, ctx: resource.ctx, pages };
+  if (step) asked.step = step;
+  const read = await post("/dev/sample", asked);
   const good = read.status === 200;
   const objects = read.objects || [];
   const errors = good ? (read.answer.errors || []) : [];
-  showRead(`Backup sample: ${resource.name} (in memory, nothing kept)`, read.requests,
+  const bounds = `${step ? "step " + step : "every step"}, the first ${pages} page(s) of each listing${read.more ? " (more pages exist)" : ""}`;
+  showRead(`Backup sample: ${resource.name}, ${bounds} (in memory, nothing kept)`, read.requests,
     good ? `Stored objects (${objects.length}), their first records${errors.length ? "; errors: " + errors.length : ""}` : `The API answered ${read.status}`,
     good ? (errors.length ? { objects, errors } : objects) : read.answer || read);
   document.getElementById("run-status").textContent = "";
@@ -298,10 +320,14 @@ function showProgress(role, task) {
   setStatus(document.getElementById("run-status"), `${role} ${task.status}: ${count}${errors ? "; errors: " + errors : ""}`, !errors);
 }
 
+function startOf(extra) {
+  const start = { auth: { settings: page.settings }, taskUuid: crypto.randomUUID(), storage: { url: page.run.url } };
+  return { ...start, ...page.run.items, ...extra };
+}
+
 async function runTask(role, extra) {
-  const auth = { settings: page.settings };
-  const storage = { url: page.run.url };
-  const start = { auth, taskUuid: crypto.randomUUID(), storage, ...page.run.items, ...extra };
+  const start = startOf(extra);
+  const { auth, storage } = start;
   const name = extra.dryRun ? `${role} (dry run)` : role;
   let answer = await api("items" in start ? `/api/bulk/${role}` : `/api/${role}`, start);
   while (answer.ok && answer.data.status !== "DONE") {
@@ -327,21 +353,32 @@ async function backUp() {
 }
 
 async function restore(dryRun) {
-  const task = await runTask("restore", dryRun ? { dryRun: true } : {});
-  if (!task) return;
+  return dryRun ? dryRunRestore() : restoreForReal();
+}
+
+async function dryRunRestore() {
   const status = document.getElementById("run-status");
-  if (dryRun) {
-    const plan = task.dryRun || { writes: 0, requests: [] };
-    status.textContent += `; a restore would make ${plan.writes} write(s)`;
-    const rows = plan.requests.map((r) => el("tr", {}, el("td", {}, r.method), el("td", {}, r.path), el("td", {}, r.resource || "")));
-    document.querySelector("#writes tbody").replaceChildren(...rows);
-    document.getElementById("writes").hidden = false;
-    document.getElementById("restore").disabled = false;
-    document.getElementById("run-status").scrollIntoView({ block: "start" });
-  } else {
-    const counts = task.restore || {};
-    status.textContent += `; written ${counts.written || 0}, conflicts ${counts.conflicts || 0}, skipped ${counts.skipped || 0}, failed ${counts.failed || 0}`;
-  }
+  setStatus(status, "restore (dry run) running\u2026", true);
+  const found = await api("/dev/restore", startOf({ dryRun: true }));
+  const task = found.data.answer || {};
+  if (!found.ok || found.data.status !== 200) { setStatus(status, `restore (dry run) failed: ${describe({ status: found.data.status, data: task })}`, false); return; }
+  showProgress("restore (dry run)", task);
+  const plan = task.dryRun || { writes: 0, requests: [] };
+  status.textContent += `; a restore would make ${plan.writes} write(s)`;
+  const rows = plan.requests.map((r) => el("tr", {}, el("td", {}, r.method), el("td", {}, r.path), el("td", {}, r.resource || "")));
+  document.querySelector("#writes tbody").replaceChildren(...rows);
+  document.getElementById("writes").hidden = false;
+  document.getElementById("restore").disabled = false;
+  const planned = found.data.requests.filter((exchange) => exchange.planned).length;
+  showRead(`Restore dry run: the writes it would make (the first ${planned} with their bodies), nothing sent`, found.data.requests, "The task's answer", task);
+  status.scrollIntoView({ block: "start" });
+}
+
+async function restoreForReal() {
+  const task = await runTask("restore", {});
+  if (!task) return;
+  const counts = task.restore || {};
+  document.getElementById("run-status").textContent += `; written ${counts.written || 0}, conflicts ${counts.conflicts || 0}, skipped ${counts.skipped || 0}, failed ${counts.failed || 0}`;
 }
 
 document.getElementById("backup").addEventListener("click", backUp);
