@@ -3,11 +3,14 @@ good module kept serving through a broken save), the module API beside the page,
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import shutil
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +19,12 @@ import pytest
 from click.testing import CliRunner
 from starlette.testclient import TestClient
 
+from engine.api.app import create_app
 from engine.cli import main
+from engine.runner.inprocess import InProcess
 from engine.settings import Settings
 from engine.workbench.app import create_workbench
-from engine.workbench.live import attempt, stamp
+from engine.workbench.live import Serving, attempt, stamp
 from scripts import servers
 from tests import taskflow
 
@@ -361,3 +366,84 @@ def test_a_sample_refuses_a_step_or_page_count_it_cannot_use(
 ) -> None:
     _, client = workbench
     assert client.post("/dev/sample", json={"ctx": {}} | asked).status_code == 400
+
+
+HELD = '''"""A parse hook that holds the collections' listing until the test lets it go."""
+
+import asyncio
+import pathlib
+
+HERE = pathlib.Path(__file__).parent
+
+
+async def held(answer, ctx):
+    (HERE / "started.txt").write_text("1")
+    for _ in range(1500):  # 30 s at most
+        if (HERE / "release.txt").exists():
+            break
+        await asyncio.sleep(0.02)
+    return answer.json()["data"]
+'''
+HOOKED = (
+    '        path: "/buckets/{{ ctx.bucket | urlquote }}/collections"\n'
+    "      pagination:\n"
+    "        kind: header\n"
+    "        header: Next-Page\n"
+    "      records: data\n",
+    '        path: "/buckets/{{ ctx.bucket | urlquote }}/collections"\n'
+    "      pagination:\n"
+    "        kind: header\n"
+    "        header: Next-Page\n"
+    "      parse: held\n",
+)
+
+
+def wait_for_file(path: Path) -> None:
+    deadline = time.monotonic() + PATIENCE
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path.name} never appeared"
+        time.sleep(0.02)
+
+
+def test_a_call_running_when_the_module_reloads_finishes_on_the_app_it_started_on(
+    tmp_path: Path, kinto: servers.KintoServer
+) -> None:
+    folder = copy_module(tmp_path)
+    (folder / "hooks.py").write_text(HELD)
+    edit(folder, "module:\n", "hooks:\n  file: hooks.py\nmodule:\n")
+    edit(folder, *HOOKED)
+    app = create_workbench(folder, Settings.from_env(), poll=0.05)
+    with TestClient(app, base_url=LOCAL) as client, ThreadPoolExecutor(1) as pool:
+        assert not client.get("/dev/state").json()["broken"]
+        _, auth, root = seeded_root(client, kinto, collections=2, records=3)
+        running = pool.submit(client.post, "/dev/sample", json={"auth": auth, "ctx": root})
+        wait_for_file(folder / "started.txt")  # the sample is inside the listing, on the app
+        before = client.get("/dev/state").json()["generation"]
+        edit(folder, "  version: 1.0.0\n", "  version: 1.0.1\n")
+        assert state_after(client, before)["serving"]["version"] == "1.0.1"
+        assert client.get("/api/version").json()["version"] == "1.0.1"
+        assert not running.done()
+        (folder / "release.txt").write_text("1")
+        found = running.result(timeout=60).json()
+    assert (found["status"], found["answer"]["status"]) == (200, "DONE")
+    assert found["answer"]["errors"] == []
+    stored = {o["path"].split("/", 1)[1] for o in found["objects"]}
+    assert {"collections/c000/collection.json.zst", "collections/c001/records.jsonl.zst"} <= stored
+
+
+def test_a_replaced_app_whose_call_does_not_end_is_stopped_after_the_wait_and_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    definition, _ = attempt(copy_module(tmp_path))
+    assert definition is not None
+
+    async def scenario() -> None:
+        serving = Serving(InProcess(create_app(definition, Settings.from_env())))
+        await serving.app.__aenter__()
+        async with serving.call():
+            await asyncio.wait_for(serving.retire(0.05), PATIENCE)
+            assert serving.calls == 1
+
+    with caplog.at_level(logging.WARNING, logger="engine.workbench"):
+        asyncio.run(scenario())
+    assert "still had 1 call(s) after 0.05 s" in caplog.text
