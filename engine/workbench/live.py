@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import asdict, dataclass
@@ -121,6 +122,7 @@ class Live:
     ) -> None:
         self.folder = folder
         self.generation = 0
+        self.read_at = 0.0  # when the module was last read and served, if good (epoch seconds)
         self.problems: list[Located] = []
         self.definition: Definition | None = None
         self.serving: Serving | None = None
@@ -153,6 +155,7 @@ class Live:
         definition, self.problems = await asyncio.to_thread(attempt, self.folder)
         if definition is not None:
             await self._swap(definition)
+        self.read_at = time.time()
         self.generation += 1
         return True
 
@@ -185,6 +188,7 @@ class Live:
         serving = self.definition
         return {
             "generation": self.generation,
+            "readAt": self.read_at,
             "folder": str(self.folder),
             "problems": [asdict(problem) for problem in self.problems],
             "broken": broken,
