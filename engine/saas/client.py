@@ -54,6 +54,7 @@ _THROTTLE_STATUSES = frozenset({429, 503})
 Accept = Callable[[int, bytes], bool]
 _SCHEMES = frozenset({"http", "https"})
 Origin = tuple[str, str, int | None]
+_UNSHOWN = frozenset({"host", "cookie"})  # headers of a planned write a dry run does not show
 
 
 @dataclass
@@ -209,7 +210,8 @@ class Saas:
         built = self._build(out, Applied(), content)
         if body is not None:
             content = f"(a streamed upload of {body.length} bytes)".encode()
-        headers = {name: value for name, value in built.headers.items() if name != "cookie"}
+        # the host is the base URL's (a setting: shown masked in the URL), cookies a session's
+        headers = {name: value for name, value in built.headers.items() if name not in _UNSHOWN}
         recorder.planned(out.method, out.label, str(built.url), headers, content)
 
     async def download(
