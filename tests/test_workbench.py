@@ -365,7 +365,9 @@ def test_a_sample_of_one_step_reads_its_first_pages_and_shows_what_the_filter_ke
         assert len(kept) == page["kept"] and all(i[-1] in "02468" for i in kept)
 
 
-@pytest.mark.parametrize("asked", [{"step": 3}, {"pages": 0}, {"pages": 51}, {"pages": "2"}])
+@pytest.mark.parametrize(
+    "asked", [{"step": 3}, {"step": "recrods"}, {"pages": 0}, {"pages": 51}, {"pages": "2"}]
+)
 def test_a_sample_refuses_a_step_or_page_count_it_cannot_use(
     workbench: tuple[Path, TestClient], asked: dict[str, Any]
 ) -> None:

@@ -119,21 +119,25 @@ async def backup_sample(request: Request) -> Response:
     memory only; ``step`` (one of the node type's backup steps; all when absent) and ``pages``
     (the pages a listing reads, PAGES by default) bound it."""
     asked = _object(await request.body())
-    bounds = _bounds(asked)
+    live: Live = request.app.state.live
+    bounds = _bounds(asked, live.state()["steps"])
     if asked is None or not isinstance(asked.get("ctx"), dict) or bounds is None:
         refused = {
-            "description": f"not a JSON object with a ctx, a step name or none, pages from 1"
-            f" to {MAX_PAGES}, of at most {READ_LIMIT} bytes"
+            "description": f"not a JSON object with a ctx, one of the module's backup steps or"
+            f" none, pages from 1 to {MAX_PAGES}, of at most {READ_LIMIT} bytes"
         }
         return JSONResponse({"error": refused}, 400)
     settings: Settings = request.app.state.settings
     return await _on_app(request, lambda current: sample(current, asked, settings, bounds))
 
 
-def _bounds(asked: dict[str, Any] | None) -> tuple[str | None, int] | None:
-    """A sample's step and page count, if the request names them well."""
+def _bounds(
+    asked: dict[str, Any] | None, steps: dict[str, list[dict[str, Any]]]
+) -> tuple[str | None, int] | None:
+    """A sample's step (one of ``steps``, each type's) and page count, if the request names
+    them well."""
     step, pages = (asked or {}).get("step"), (asked or {}).get("pages", PAGES)
-    good_step = step is None or isinstance(step, str)
+    good_step = step is None or any(step == each["id"] for kind in steps.values() for each in kind)
     good_pages = type(pages) is int and 1 <= pages <= MAX_PAGES
     return (step, pages) if good_step and good_pages else None
 
