@@ -56,3 +56,41 @@ def test_the_records_a_listing_selected_go_with_the_latest_answer_of_their_url()
         recorder.selected("https://saas.example/other", [{"id": 3}])
     assert [exchange.selected for exchange in exchanges] == [None, 2]
     assert '"note": "***"' in (exchanges[1].records or "")
+
+
+def test_a_planned_write_keeps_its_masked_headers_and_body_and_only_the_first_are_kept() -> None:
+    headers = {"Content-Type": "application/json", "X-Key": "sesame-1234"}
+    with guarding({"key_secret": "sesame-1234"}), recorder.recording() as exchanges:
+        for index in range(recorder.PLANNED_SHOWN + 5):
+            body = f'{{"n": {index}, "key": "sesame-1234"}}'.encode()
+            recorder.planned("PUT", "PUT /items/{id}", f"https://s.example/{index}", headers, body)
+        recorder.planned("PUT", "PUT /big", "https://s.example/big", {}, b"x")
+    assert len(exchanges) == recorder.PLANNED_SHOWN
+    first = exchanges[0]
+    assert (first.planned, first.status, first.sent) == (True, 0, '{"n": 0, "key": "***"}')
+    assert '"X-Key": "***"' in (first.headers or "")
+
+
+def test_a_planned_write_s_body_is_cut_to_the_limit() -> None:
+    with recorder.recording() as exchanges:
+        recorder.planned("POST", "POST /", "https://s.example/", {}, b"y" * (64 * 1024))
+    assert len(exchanges[0].sent or "") == recorder.REQUEST_LIMIT
+
+
+def test_what_a_filter_kept_goes_with_the_answer_its_selector_picked_from() -> None:
+    url = "https://saas.example/items"
+    with recorder.recording() as exchanges:
+        recorder.record("GET", "GET /items", url, 200, seconds=0, body=b"[]")
+        recorder.selected(url, [{"id": 1}, {"id": 2}, {"id": 3}])
+        recorder.kept(url, [{"id": 2}])
+    assert (exchanges[0].selected, exchanges[0].kept) == (3, 1)
+    assert '"id": 2' in (exchanges[0].kept_records or "")
+
+
+def test_only_a_sample_stops_a_listing_after_its_pages() -> None:
+    assert not recorder.past_limit(1000) and recorder.sampled_step() is None
+    with recorder.sampling("records", 2) as bounds:
+        assert recorder.sampled_step() == "records"
+        assert not recorder.past_limit(1) and not bounds.stopped
+        assert recorder.past_limit(2) and bounds.stopped
+    assert not recorder.past_limit(2)

@@ -3,10 +3,14 @@ good module kept serving through a broken save), the module API beside the page,
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
 import shutil
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +19,12 @@ import pytest
 from click.testing import CliRunner
 from starlette.testclient import TestClient
 
+from engine.api.app import create_app
 from engine.cli import main
+from engine.runner.inprocess import InProcess
 from engine.settings import Settings
 from engine.workbench.app import create_workbench
-from engine.workbench.live import attempt, stamp
+from engine.workbench.live import Serving, attempt, stamp
 from scripts import servers
 from tests import taskflow
 
@@ -97,9 +103,14 @@ def test_a_broken_save_shows_located_errors_and_the_last_good_module_keeps_servi
 
 def test_a_good_save_is_served_within_a_second(workbench: tuple[Path, TestClient]) -> None:
     folder, client = workbench
-    before = client.get("/dev/state").json()["generation"]
+    before = client.get("/dev/state").json()
+    written = time.time()
     edit(folder, "  version: 1.0.0\n", "  version: 1.0.1\n")
-    assert state_after(client, before, WITHIN)["serving"]["version"] == "1.0.1"
+    # waited for generously (a loaded machine answers late); the engine's own read time says
+    # when it saw the save: after the write, and within a second of it (polling every 0.05 s)
+    after = state_after(client, before["generation"])
+    assert after["serving"]["version"] == "1.0.1"
+    assert before["readAt"] < written <= after["readAt"] <= written + WITHIN
     assert client.get("/api/version").json()["version"] == "1.0.1"
 
 
@@ -262,3 +273,184 @@ def test_only_the_page_s_own_origin_on_a_local_name_is_answered(
     assert answer.status_code == status
     if status == 403:
         assert answer.json()["error"]["code"] == "FORBIDDEN"
+
+
+def finished(client: TestClient, path: str, start: dict[str, Any]) -> dict[str, Any]:
+    """A task started through the module API and polled until DONE."""
+    answer = client.post(path, json=start)
+    deadline = time.monotonic() + 60
+    while answer.status_code == 200 and answer.json()["status"] != "DONE":
+        assert time.monotonic() < deadline, answer.json()
+        time.sleep(0.05)
+        keep = {key: start[key] for key in ("auth", "taskUuid", "storage")}
+        answer = client.post("/api/status", json=keep | {"ctx": answer.json()["ctx"]})
+    assert answer.status_code == 200, answer.text
+    done: dict[str, Any] = answer.json()
+    return done
+
+
+def test_a_dry_run_restore_shows_each_write_with_its_body_and_never_the_password(
+    workbench: tuple[Path, TestClient], kinto: servers.KintoServer
+) -> None:
+    _, client = workbench
+    bucket, auth, root = seeded_root(client, kinto, collections=1, records=3)
+    storage = {"url": f"memory://wb-test/{uuid.uuid4()}"}
+    backup = {"auth": auth, "taskUuid": str(uuid.uuid4()), "storage": storage, "ctx": root}
+    assert finished(client, "/api/backup", backup)["errors"] == []
+    start = backup | {"taskUuid": str(uuid.uuid4()), "dryRun": True}
+    answer = client.post("/dev/restore", json=start)
+    found = answer.json()
+    assert (found["status"], found["answer"]["status"]) == (200, "DONE")
+    planned = [e for e in found["requests"] if e["planned"]]
+    assert len(planned) == found["answer"]["dryRun"]["writes"] == 1 + 1 + 3
+    records = [e for e in planned if "/records/" in e["url"]]
+    assert {e["method"] for e in records} == {"PUT"} and len(records) == 3
+    first = records[0]
+    assert first["url"].startswith(f"***/buckets/{bucket}/collections/c000/records/r000")
+    record_id = first["url"].rsplit("/", 1)[1]
+    assert f'"id":"{record_id}"' in first["sent"].replace(" ", "")
+    headers = first["headers"].lower()
+    assert "if-none-match" in headers and "application/json" in headers
+    assert "authorization" not in headers and '"host"' not in headers
+    assert kinto.admin[1] not in answer.text
+    assert not [e for e in found["requests"] if not e["planned"] and e["method"] == "PUT"]
+
+
+def test_a_dry_run_restore_needs_a_task_and_a_storage(workbench: tuple[Path, TestClient]) -> None:
+    _, client = workbench
+    assert client.post("/dev/restore", json={"auth": {}}).status_code == 400
+
+
+PAGED = (
+    "          pagination:\n"
+    "            kind: header\n"
+    "            header: Next-Page\n"
+    '          records: "data[].{data: @}"\n',
+    "            query:\n"
+    "              _limit: 2\n"
+    "          pagination:\n"
+    "            kind: header\n"
+    "            header: Next-Page\n"
+    '          records: "data[].{data: @}"\n'
+    "          filter: \"{{ item.data.id[-1] in '02468' }}\"\n",
+)
+
+
+def test_a_sample_of_one_step_reads_its_first_pages_and_shows_what_the_filter_kept(
+    tmp_path: Path, kinto: servers.KintoServer
+) -> None:
+    folder = copy_module(tmp_path)
+    edit(folder, *PAGED)
+    app = create_workbench(folder, Settings.from_env(), poll=0.05)
+    with TestClient(app, base_url=LOCAL) as client:
+        state = client.get("/dev/state").json()
+        assert not state["broken"], state["problems"]
+        steps = state["steps"]["collection"]
+        assert "records_without_permissions" in [step["id"] for step in steps]
+        _, auth, root = seeded_root(client, kinto, collections=1, records=7)
+        read = client.post("/dev/read", json={"auth": auth, "ctx": root}).json()
+        [collection] = read["answer"]["resources"]
+        asked = {"auth": auth, "ctx": collection["ctx"], "options": {"with_permissions": False}}
+        asked["step"] = "records_without_permissions"
+        found = client.post("/dev/sample", json=asked).json()
+    assert (found["status"], found["pages"], found["more"]) == (200, 2, True)
+    pages = [e for e in found["requests"] if "/records" in e["url"]]
+    assert len(pages) == len(found["requests"]) == 2  # that step only, its first 2 pages
+    assert [e["selected"] for e in pages] == [2, 2]
+    [stored] = found["objects"]
+    assert stored["step"] == "records_without_permissions"
+    assert stored["count"] == sum(e["kept"] for e in pages) < 4
+    for page in pages:
+        kept = [r["data"]["id"] for r in json.loads(page["kept_records"])]
+        assert len(kept) == page["kept"] and all(i[-1] in "02468" for i in kept)
+
+
+@pytest.mark.parametrize(
+    "asked", [{"step": 3}, {"step": "recrods"}, {"pages": 0}, {"pages": 51}, {"pages": "2"}]
+)
+def test_a_sample_refuses_a_step_or_page_count_it_cannot_use(
+    workbench: tuple[Path, TestClient], asked: dict[str, Any]
+) -> None:
+    _, client = workbench
+    assert client.post("/dev/sample", json={"ctx": {}} | asked).status_code == 400
+
+
+HELD = '''"""A parse hook that holds the collections' listing until the test lets it go."""
+
+import asyncio
+import pathlib
+
+HERE = pathlib.Path(__file__).parent
+
+
+async def held(answer, ctx):
+    (HERE / "started.txt").write_text("1")
+    for _ in range(1500):  # 30 s at most
+        if (HERE / "release.txt").exists():
+            break
+        await asyncio.sleep(0.02)
+    return answer.json()["data"]
+'''
+HOOKED = (
+    '        path: "/buckets/{{ ctx.bucket | urlquote }}/collections"\n'
+    "      pagination:\n"
+    "        kind: header\n"
+    "        header: Next-Page\n"
+    "      records: data\n",
+    '        path: "/buckets/{{ ctx.bucket | urlquote }}/collections"\n'
+    "      pagination:\n"
+    "        kind: header\n"
+    "        header: Next-Page\n"
+    "      parse: held\n",
+)
+
+
+def wait_for_file(path: Path) -> None:
+    deadline = time.monotonic() + PATIENCE
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path.name} never appeared"
+        time.sleep(0.02)
+
+
+def test_a_call_running_when_the_module_reloads_finishes_on_the_app_it_started_on(
+    tmp_path: Path, kinto: servers.KintoServer
+) -> None:
+    folder = copy_module(tmp_path)
+    (folder / "hooks.py").write_text(HELD)
+    edit(folder, "module:\n", "hooks:\n  file: hooks.py\nmodule:\n")
+    edit(folder, *HOOKED)
+    app = create_workbench(folder, Settings.from_env(), poll=0.05)
+    with TestClient(app, base_url=LOCAL) as client, ThreadPoolExecutor(1) as pool:
+        assert not client.get("/dev/state").json()["broken"]
+        _, auth, root = seeded_root(client, kinto, collections=2, records=3)
+        running = pool.submit(client.post, "/dev/sample", json={"auth": auth, "ctx": root})
+        wait_for_file(folder / "started.txt")  # the sample is inside the listing, on the app
+        before = client.get("/dev/state").json()["generation"]
+        edit(folder, "  version: 1.0.0\n", "  version: 1.0.1\n")
+        assert state_after(client, before)["serving"]["version"] == "1.0.1"
+        assert client.get("/api/version").json()["version"] == "1.0.1"
+        assert not running.done()
+        (folder / "release.txt").write_text("1")
+        found = running.result(timeout=60).json()
+    assert (found["status"], found["answer"]["status"]) == (200, "DONE")
+    assert found["answer"]["errors"] == []
+    stored = {o["path"].split("/", 1)[1] for o in found["objects"]}
+    assert {"collections/c000/collection.json.zst", "collections/c001/records.jsonl.zst"} <= stored
+
+
+def test_a_replaced_app_whose_call_does_not_end_is_stopped_after_the_wait_and_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    definition, _ = attempt(copy_module(tmp_path))
+    assert definition is not None
+
+    async def scenario() -> None:
+        serving = Serving(InProcess(create_app(definition, Settings.from_env())))
+        await serving.app.__aenter__()
+        async with serving.call():
+            await asyncio.wait_for(serving.retire(0.05), PATIENCE)
+            assert serving.calls == 1
+
+    with caplog.at_level(logging.WARNING, logger="engine.workbench"):
+        asyncio.run(scenario())
+    assert "still had 1 call(s) after 0.05 s" in caplog.text

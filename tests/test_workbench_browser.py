@@ -13,10 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from scripts import servers
 from tests import taskflow
@@ -163,6 +164,7 @@ def test_sample_a_bucket_s_backup_then_back_it_up_and_restore_it_dry_run_first(
     item.find_element(By.CSS_SELECTOR, "button.sample").click()
     title = "#read-title"
     wait_for(browser, lambda: text_of(browser, title).startswith("Backup sample"), "the sample")
+    assert "every step, the first 2 page(s) of each listing" in text_of(browser, title)
     assert text_of(browser, "#mapped-title").startswith("Stored objects (")
     assert '"path": "' in text_of(browser, "#mapped")
     assert f"/buckets/{bucket}/collections/c000/records" in text_of(browser, "#requests")
@@ -171,21 +173,43 @@ def test_sample_a_bucket_s_backup_then_back_it_up_and_restore_it_dry_run_first(
     assert text_of(browser, "#chosen") == bucket
     target = text_of_value(browser, "#folder")
     assert target.startswith(f"file://{folder.parent}/backups/dev-")
+    permissions = "#bopt-permissions"  # the module's backup options, and what may be left out
+    wait_for(browser, lambda: browser.find_elements(By.CSS_SELECTOR, permissions), "options")
+    assert browser.find_element(By.CSS_SELECTOR, permissions).is_selected()
+    assert "leave out Collections" in text_of(browser, "#excludes")
     browser.find_element(By.CSS_SELECTOR, "#backup").click()
     status = "#run-status"
     wait_for(browser, lambda: text_of(browser, status).startswith("backup DONE"), "the backup")
     assert "errors" not in text_of(browser, status)
     assert (Path(target.removeprefix("file://")) / "manifest.json").is_file()
+    # restore as a new bucket: the scenario's own option (the new name) asked for by the page
+    copy = f"{bucket}-copy"
+    Select(browser.find_element(By.CSS_SELECTOR, "#scenario")).select_by_value("AS_NEW")
+    name = "#ropt-name"
+    wait_for(browser, lambda: browser.find_elements(By.CSS_SELECTOR, name), "its options")
+    type_into(browser, name, copy)
     browser.find_element(By.CSS_SELECTOR, "#dry-run").click()
     wait_for(browser, lambda: "would make" in text_of(browser, status), "the dry run")
     assert text_of(browser, status).startswith("restore (dry run) DONE")
     writes = [row.text for row in browser.find_elements(By.CSS_SELECTOR, "#writes tbody tr")]
     assert writes and all(row.startswith(("PUT", "POST")) for row in writes)
-    assert any(f"/buckets/{bucket}/collections/c000" in row for row in writes)
+    assert any(f"/buckets/{copy}/collections/c000" in row for row in writes)
+    assert not any(f"/buckets/{bucket}/" in row for row in writes)
+    planned = browser.find_elements(By.CSS_SELECTOR, "#requests tr.planned")
+    assert len(planned) == len(writes) and "planned" in planned[0].text
+    bodies = browser.find_elements(By.CSS_SELECTOR, "#requests pre.sent")
+    assert any('"data"' in body.get_attribute("textContent") for body in bodies)
+    assert kinto.admin[1] not in browser.page_source
+    for summary in browser.find_elements(By.CSS_SELECTOR, "#requests tr.planned + tr summary")[:2]:
+        summary.send_keys(Keys.ENTER)  # the first write's headers and body, opened by keyboard
+    browser.execute_script("document.getElementById('read').scrollIntoView()")
     snap(browser, tmp_path, "run")
     browser.find_element(By.CSS_SELECTOR, "#restore").click()
     wait_for(browser, lambda: "written" in text_of(browser, status), "the restore")
     assert text_of(browser, status).startswith("restore DONE")
+    with httpx.Client(base_url=kinto.url, auth=kinto.admin) as client:
+        listed = client.get(f"/buckets/{copy}/collections/c000/records").json()["data"]
+    assert len(listed) == 3
 
 
 def text_of_value(browser: Any, selector: str) -> str:

@@ -54,6 +54,7 @@ _THROTTLE_STATUSES = frozenset({429, 503})
 Accept = Callable[[int, bytes], bool]
 _SCHEMES = frozenset({"http", "https"})
 Origin = tuple[str, str, int | None]
+_UNSHOWN = frozenset({"host", "cookie"})  # headers of a planned write a dry run does not show
 
 
 @dataclass
@@ -196,6 +197,22 @@ class Saas:
         (a POST not after a timeout or a drop)."""
         out = self._prepare(spec, names, place, params, body)
         return await self._exchange(out, accept=accept, rules=spec.responses + self.rules)
+
+    def plan(
+        self, spec: Request, names: Mapping[str, Any], *, place: str, body: Streamed | None = None
+    ) -> None:
+        """Builds a request as ``send`` would (without its credentials) and, while a recording
+        is on (engine dev), records it as a dry run's planned write; sends nothing."""
+        if not recorder.on():
+            return
+        out = self._prepare(spec, names, place, None, body)
+        content = out.content if isinstance(out.content, bytes) else None
+        built = self._build(out, Applied(), content)
+        if body is not None:
+            content = f"(a streamed upload of {body.length} bytes)".encode()
+        # the host is the base URL's (a setting: shown masked in the URL), cookies a session's
+        headers = {name: value for name, value in built.headers.items() if name not in _UNSHOWN}
+        recorder.planned(out.method, out.label, str(built.url), headers, content)
 
     async def download(
         self,

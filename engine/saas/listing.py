@@ -100,8 +100,10 @@ async def pages(
                 return
             records = await reader.records(answer)
             following = await reader.next(step, answer, records)
+            if following is not None and recorder.past_limit(following["pages"]):
+                following = None  # a workbench sample reads the first pages only
             ahead = None if following is None else _ahead(reader, following)
-            yield _kept(listing.filter, records, names, place)
+            yield _kept(listing.filter, records, names, place, answer.url)
             step = following
     finally:
         if ahead is not None and not ahead.done():  # the caller stopped reading
@@ -134,13 +136,16 @@ def records_of(answer: Answer, selector: str) -> list[Any]:
 
 
 def _kept(
-    condition: str | None, records: list[Any], names: Mapping[str, Any], place: str
+    condition: str | None, records: list[Any], names: Mapping[str, Any], place: str, url: str
 ) -> list[Any]:
     if condition is None:
         return records
     ctx = names.get("ctx", {})
-    return [
+    kept = [
         item
         for item in records
         if render(condition, {"ctx": ctx, "item": item}, place=f"{place}/filter")
     ]
+    if recorder.on():
+        recorder.kept(url, kept)
+    return kept

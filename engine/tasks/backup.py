@@ -32,7 +32,7 @@ from engine.language.model import (
     ResourceType,
 )
 from engine.language.templating import render, render_tree
-from engine.saas import listing
+from engine.saas import listing, recorder
 from engine.saas.client import Saas
 from engine.saas.mapping import map_item
 from engine.saas.messages import Answer
@@ -134,8 +134,11 @@ class Backup:
     ) -> None:
         values = node.values
         units = []
+        only = recorder.sampled_step()  # a workbench sample of one step: nothing else, no children
         for index, step in enumerate(kind.backup):
             place = f"/resources/{kind.name}/backup/{index}"
+            if only is not None and step.id != only:
+                continue
             try:
                 wanted = step.when is None or render(
                     step.when, {"ctx": values, "options": self.options}, place=f"{place}/when"
@@ -145,7 +148,7 @@ class Backup:
                 continue
             if wanted:
                 units.append(spawn(self._step(kind, node, step, place)))
-        for child in kind.children if subresources else ():
+        for child in kind.children if subresources and only is None else ():
             if child not in self.excluded:
                 self.listings += 1
                 spawn(self._children(self.definition.types[child], node, spawn))

@@ -298,6 +298,7 @@ class Restore:
             request = replace(request, headers=dict(request.headers) | dict(conflict.headers))
         if self.dry_run:
             self._planned(request, names, place)
+            self.saas.plan(request, names, place=f"{place}/request", body=body)
             return "written"
         # a conflict is taken as the SaaS's last word: no response rule, no retry
         accept = conflict.matches if conflict is not None else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import asdict
 from pathlib import Path
@@ -24,11 +24,12 @@ from engine.runner.inprocess import InProcess
 from engine.saas.recorder import recording
 from engine.settings import Settings
 from engine.workbench.live import POLL_SECONDS, Live
-from engine.workbench.sample import sample
+from engine.workbench.sample import PAGES, recorded, sample
 
 HERE = Path(__file__).parent
 API_PATHS = ("/api/", "/healthz", "/openapi.json")
 READ_LIMIT = 1024 * 1024  # bytes of a test read's request: auth settings, a ctx
+MAX_PAGES = 50  # pages a sample's listing may be asked to read
 NOT_LOADED = {
     "error": {
         "code": "INTERNAL",
@@ -75,11 +76,11 @@ class Workbench:
             await self.page(scope, receive, send)
 
     async def _api(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        current = self.live.current
-        if current is None:
-            await JSONResponse(NOT_LOADED, status_code=503)(scope, receive, send)
-        else:
-            await current.forward(scope, receive, send)
+        async with self.live.using() as current:
+            if current is None:
+                await JSONResponse(NOT_LOADED, status_code=503)(scope, receive, send)
+            else:
+                await current.forward(scope, receive, send)
 
 
 async def page(request: Request) -> Response:
@@ -98,33 +99,71 @@ async def state(request: Request) -> Response:
 async def read(request: Request) -> Response:
     """A test read: the module API's listing of a node's children (the roots with no ``ctx``)
     as the platform gets it, with every request the engine sent to the SaaS for it."""
-    current: InProcess | None = request.app.state.live.current
-    if current is None:
-        return JSONResponse(NOT_LOADED, status_code=503)
     data = await request.body()
     path = _listing(data)
     if path is None:
         refused = {"description": f"not a JSON object of at most {READ_LIMIT} bytes"}
         return JSONResponse({"error": refused}, 400)
-    with recording() as exchanges:
-        status, answer = await current.call("POST", path, data)
-    sent = [asdict(exchange) for exchange in exchanges]
-    return JSONResponse({"path": path, "status": status, "answer": answer, "requests": sent})
+
+    async def listed(current: InProcess) -> dict[str, Any]:
+        with recording() as exchanges:
+            status, answer = await current.call("POST", path, data)
+        sent = [asdict(exchange) for exchange in exchanges]
+        return {"path": path, "status": status, "answer": answer, "requests": sent}
+
+    return await _on_app(request, listed)
 
 
 async def backup_sample(request: Request) -> Response:
     """A backup sample of one node (``ctx``): what a backup would send and store, kept in
-    memory only."""
-    current: InProcess | None = request.app.state.live.current
-    if current is None:
-        return JSONResponse(NOT_LOADED, status_code=503)
+    memory only; ``step`` (one of the node type's backup steps; all when absent) and ``pages``
+    (the pages a listing reads, PAGES by default) bound it."""
     asked = _object(await request.body())
-    if asked is None or not isinstance(asked.get("ctx"), dict):
-        refused = {"description": f"not a JSON object with a ctx, of at most {READ_LIMIT} bytes"}
+    live: Live = request.app.state.live
+    bounds = _bounds(asked, live.state()["steps"])
+    if asked is None or not isinstance(asked.get("ctx"), dict) or bounds is None:
+        refused = {
+            "description": f"not a JSON object with a ctx, one of the module's backup steps or"
+            f" none, pages from 1 to {MAX_PAGES}, of at most {READ_LIMIT} bytes"
+        }
         return JSONResponse({"error": refused}, 400)
-    auth = asked.get("auth") or {}
     settings: Settings = request.app.state.settings
-    return JSONResponse(await sample(current, auth, asked["ctx"], settings))
+    return await _on_app(request, lambda current: sample(current, asked, settings, bounds))
+
+
+def _bounds(
+    asked: dict[str, Any] | None, steps: dict[str, list[dict[str, Any]]]
+) -> tuple[str | None, int] | None:
+    """A sample's step (one of ``steps``, each type's) and page count, if the request names
+    them well."""
+    step, pages = (asked or {}).get("step"), (asked or {}).get("pages", PAGES)
+    good_step = step is None or any(step == each["id"] for kind in steps.values() for each in kind)
+    good_pages = type(pages) is int and 1 <= pages <= MAX_PAGES
+    return (step, pages) if good_step and good_pages else None
+
+
+async def restore_recorded(request: Request) -> Response:
+    """A restore (a dry run, say) through the module API, as the page would start it, with the
+    requests it sent and the writes it would make (their bodies) recorded."""
+    start = _object(await request.body())
+    if start is None or not all(key in start for key in ("taskUuid", "storage")):
+        refused = {"description": "not a restore's start (a taskUuid, a storage) as JSON"}
+        return JSONResponse({"error": refused}, 400)
+    path = "/api/bulk/restore" if "items" in start else "/api/restore"
+    start.setdefault("auth", {})
+    return await _on_app(request, lambda current: recorded(current, path, start))
+
+
+async def _on_app(
+    request: Request, work: Callable[[InProcess], Awaitable[dict[str, Any]]]
+) -> Response:
+    """``work``'s answer on the module's app (kept running through a reload until it is
+    done); 503 while no good definition has been loaded."""
+    live: Live = request.app.state.live
+    async with live.using() as current:
+        if current is None:
+            return JSONResponse(NOT_LOADED, status_code=503)
+        return JSONResponse(await work(current))
 
 
 def _object(data: bytes) -> dict[str, Any] | None:
@@ -169,6 +208,7 @@ def create_workbench(folder: Path, settings: Settings, *, poll: float = POLL_SEC
         Route("/dev/state", state, methods=["GET"]),
         Route("/dev/read", read, methods=["POST"]),
         Route("/dev/sample", backup_sample, methods=["POST"]),
+        Route("/dev/restore", restore_recorded, methods=["POST"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)

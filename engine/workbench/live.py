@@ -9,8 +9,10 @@ file over the old one) on every filesystem, bind mounts and network shares inclu
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from contextlib import suppress
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,9 @@ from engine.language.document import Problem
 from engine.language.loader import MODULE_FILE, build, definition_file, inspect
 from engine.runner.inprocess import InProcess
 
+log = logging.getLogger("engine.workbench")
 POLL_SECONDS = 0.2
+DRAIN_SECONDS = 30.0  # a replaced module app's calls are waited for this long, then it stops
 WATCHED = ("*.yaml", "*.yml", "*.py")
 
 Stamp = tuple[tuple[str, int, int], ...]
@@ -72,17 +76,75 @@ def attempt(folder: Path) -> tuple[Definition | None, list[Located]]:
         return None, rows + (inner or [Located(MODULE_FILE, 1, 1, "", exc.message)])
 
 
+class Serving:
+    """A module app and how many calls it has in flight: a reload stops it once they end."""
+
+    def __init__(self, app: InProcess) -> None:
+        self.app = app
+        self.calls = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    @asynccontextmanager
+    async def call(self) -> AsyncIterator[InProcess]:
+        """The app, counted as in use inside the block."""
+        self.calls += 1
+        self.idle.clear()
+        try:
+            yield self.app
+        finally:
+            self.calls -= 1
+            if self.calls == 0:
+                self.idle.set()
+
+    async def retire(self, patience: float) -> None:
+        """Stops the app once its calls have ended, or after ``patience`` seconds anyway."""
+        try:
+            await asyncio.wait_for(self.idle.wait(), patience)
+        except TimeoutError:
+            log.warning(
+                "engine dev: the replaced module app still had %d call(s) after %s s;"
+                " stopping it anyway",
+                self.calls,
+                patience,
+            )
+        await self.app.__aexit__(None, None, None)
+
+
 class Live:
     """The module's problems as last read, and its API serving the last good definition."""
 
-    def __init__(self, folder: Path, serve: Callable[[Definition], InProcess]) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        serve: Callable[[Definition], InProcess],
+        drain: float = DRAIN_SECONDS,
+    ) -> None:
         self.folder = folder
         self.generation = 0
+        self.read_at = 0.0  # when the module was last read and served, if good (epoch seconds)
         self.problems: list[Located] = []
         self.definition: Definition | None = None
-        self.current: InProcess | None = None
+        self.serving: Serving | None = None
         self._serve = serve
         self._stamp: Stamp = ()
+        self._drain = drain
+        self._retiring: set[asyncio.Task[None]] = set()
+
+    @property
+    def current(self) -> InProcess | None:
+        """The app of the last good definition (None: none yet)."""
+        return None if self.serving is None else self.serving.app
+
+    @asynccontextmanager
+    async def using(self) -> AsyncIterator[InProcess | None]:
+        """The current app, kept running through a reload until the block ends."""
+        serving = self.serving
+        if serving is None:
+            yield None
+            return
+        async with serving.call() as app:
+            yield app
 
     async def refresh(self) -> bool:
         """Reads the module again if its files changed; True if they did."""
@@ -93,15 +155,19 @@ class Live:
         definition, self.problems = await asyncio.to_thread(attempt, self.folder)
         if definition is not None:
             await self._swap(definition)
+        self.read_at = time.time()
         self.generation += 1
         return True
 
     async def _swap(self, definition: Definition) -> None:
-        fresh = self._serve(definition)
-        await fresh.__aenter__()
-        old, self.current, self.definition = self.current, fresh, definition
+        """Serves a fresh app at once; the old one stops when its calls have ended."""
+        fresh = Serving(self._serve(definition))
+        await fresh.app.__aenter__()
+        old, self.serving, self.definition = self.serving, fresh, definition
         if old is not None:
-            await old.__aexit__(None, None, None)
+            retiring = asyncio.create_task(old.retire(self._drain))
+            self._retiring.add(retiring)
+            retiring.add_done_callback(self._retiring.discard)
 
     async def watch(self, interval: float = POLL_SECONDS) -> None:
         """Refreshes every ``interval`` seconds until cancelled."""
@@ -110,10 +176,11 @@ class Live:
             await self.refresh()
 
     async def close(self) -> None:
-        """Stops the module API (its tasks save their progress)."""
-        if self.current is not None:
-            await self.current.__aexit__(None, None, None)
-            self.current = None
+        """Stops the module API (its tasks save their progress), the replaced apps too."""
+        await asyncio.gather(*self._retiring)
+        if self.serving is not None:
+            await self.serving.app.__aexit__(None, None, None)
+            self.serving = None
 
     def state(self) -> dict[str, Any]:
         """What the page shows of the module: its problems, and which definition serves."""
@@ -121,13 +188,23 @@ class Live:
         serving = self.definition
         return {
             "generation": self.generation,
+            "readAt": self.read_at,
             "folder": str(self.folder),
             "problems": [asdict(problem) for problem in self.problems],
             "broken": broken,
             "serving": None if serving is None else _identity(serving),
+            "steps": {} if serving is None else _steps(serving),
         }
 
 
 def _identity(definition: Definition) -> dict[str, str]:
     identity = definition.identity
     return {"id": identity.id, "name": identity.name, "version": identity.version}
+
+
+def _steps(definition: Definition) -> dict[str, list[dict[str, str | None]]]:
+    """Each resource type's backup steps (id, and its `when`), for the sample's step choice."""
+    return {
+        name: [{"id": step.id, "when": step.when} for step in kind.backup]
+        for name, kind in definition.types.items()
+    }

@@ -1,6 +1,8 @@
-"""A backup sample (engine dev): one node backed up through the module API into a fresh
-``memory://`` folder of this process, every SaaS request of it recorded, then the first
-records of each object it stored read back, and the folder removed. Nothing reaches disk."""
+"""A backup sample (engine dev): one node's backup step (or all its steps) run through the
+module API into a fresh ``memory://`` folder of this process, each listing stopped after its
+first pages, every SaaS request of it recorded, then the first records of each object it stored
+read back, and the folder removed. Nothing reaches disk. Also any task run with its requests
+recorded (a dry-run restore's planned writes among them)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from typing import Any
 
 from engine.errors import EngineError
 from engine.runner.inprocess import InProcess
-from engine.saas.recorder import recording
+from engine.saas import recorder
 from engine.settings import Settings
 from engine.storage import Storage, open_storage
 from engine.tasks import manifest
@@ -23,27 +25,44 @@ from engine.tasks.manifest import Entry
 
 SHOWN_RECORDS = 5  # of each stored object
 SHOWN_EXCHANGES = 200
+PAGES = 2  # a listing's pages a sample reads
 POLL_SECONDS = 0.1
 DEADLINE_SECONDS = 120.0
 
 
 async def sample(
-    current: InProcess, auth: Mapping[str, Any], ctx: Mapping[str, Any], settings: Settings
+    current: InProcess,
+    asked: Mapping[str, Any],
+    settings: Settings,
+    bounds: tuple[str | None, int] = (None, PAGES),
 ) -> dict[str, Any]:
-    """The sample of the node at ``ctx``: the task's last answer (or error), the requests sent,
-    the objects stored with their first records."""
+    """The sample of the node at ``asked["ctx"]`` (with its backup ``options`` and
+    ``excludes``, if any; ``bounds``: its one backup step, None for
+    all, and the pages a listing reads): the task's last answer (or error), the requests sent,
+    the objects stored with their first records, and whether a listing stopped early."""
     url = f"memory://engine-dev/{uuid.uuid4()}"
-    start = {"auth": auth, "taskUuid": str(uuid.uuid4()), "storage": {"url": url}, "ctx": ctx}
-    with recording() as exchanges:
-        status, answer = await _finished(current, start)
-    objects = await _stored(url, settings) if status == 200 else []
+    start = {"auth": asked.get("auth") or {}, "taskUuid": str(uuid.uuid4())}
+    start |= {"storage": {"url": url}, "ctx": asked["ctx"]}
+    start |= {key: asked[key] for key in ("options", "excludes") if key in asked}
+    with recorder.sampling(*bounds) as sampled:
+        found = await recorded(current, "/api/backup", start)
+    objects = await _stored(url, settings) if found["status"] == 200 else []
+    step, pages = bounds
+    return found | {"objects": objects, "step": step, "pages": pages, "more": sampled.stopped}
+
+
+async def recorded(current: InProcess, path: str, start: Mapping[str, Any]) -> dict[str, Any]:
+    """A task started at ``path`` and polled to its end, with every SaaS request it sent (and,
+    for a dry-run restore, every write it would make) recorded."""
+    with recorder.recording() as exchanges:
+        status, answer = await _finished(current, path, start)
     sent = [asdict(exchange) for exchange in exchanges[:SHOWN_EXCHANGES]]
-    return {"status": status, "answer": answer, "requests": sent, "objects": objects}
+    return {"status": status, "answer": answer, "requests": sent}
 
 
-async def _finished(current: InProcess, start: Mapping[str, Any]) -> tuple[int, Any]:
-    """The backup started and polled until DONE, an error answer, or the deadline."""
-    status, answer = await _post(current, "/api/backup", start)
+async def _finished(current: InProcess, path: str, start: Mapping[str, Any]) -> tuple[int, Any]:
+    """The task started and polled until DONE, an error answer, or the deadline."""
+    status, answer = await _post(current, path, start)
     deadline = asyncio.get_running_loop().time() + DEADLINE_SECONDS
     while status == 200 and answer.get("status") != "DONE":
         if asyncio.get_running_loop().time() > deadline:

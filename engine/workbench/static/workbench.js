@@ -2,7 +2,7 @@
 // the module API of this same origin and nowhere else, and are never shown.
 "use strict";
 
-const page = { generation: -1, form: null, formText: "", settings: null, backupDir: "", chosen: new Map(), run: null };
+const page = { generation: -1, form: null, formText: "", settings: null, backupDir: "", chosen: new Map(), run: null, steps: {}, configRoot: null, forms: {} };
 const POLL_MS = 400;
 
 function el(tag, attrs = {}, ...children) {
@@ -56,6 +56,7 @@ async function poll() {
     if (!page.backupDir) { page.backupDir = state.backupDir; newFolder(); }
     if (state.generation !== page.generation) {
       page.generation = state.generation;
+      page.steps = state.steps || {};
       showState(state);
       if (state.serving) await loadForm();
     }
@@ -67,8 +68,8 @@ async function poll() {
 
 // --------------------------------------------------------------------- sign in
 
-function fieldInput(field) {
-  const common = { id: `field-${field.id}`, name: field.id, required: field.required, title: field.tooltip, "aria-describedby": `error-${field.id}` };
+function fieldInput(field, prefix = "field") {
+  const common = { id: `${prefix}-${field.id}`, name: field.id, required: field.required, title: field.tooltip, "aria-describedby": `${prefix}-error-${field.id}` };
   if (field.type === "dropdown") {
     const options = (field.items || []).map((item) => el("option", { value: item.value, selected: item.value === field.default }, item.label));
     return el("select", common, ...options);
@@ -79,14 +80,19 @@ function fieldInput(field) {
   return el("input", { ...common, type: kinds[field.type] || "text", placeholder: field.placeholder, min: field.minimum, max: field.maximum, value, autocomplete: field.type === "password" ? "off" : null });
 }
 
+// a form's columns of fields; the sign-in form's inputs are field-<id>, its errors error-<id>
+function formColumns(form, prefix) {
+  const errorId = (field) => (prefix === "field" ? `error-${field.id}` : `${prefix}-error-${field.id}`);
+  return (form.columns || []).map((column) => el("fieldset", {}, ...column.fields.flatMap((field) => [
+    el("label", { for: `${prefix}-${field.id}` }, field.label + (field.required ? " *" : "")),
+    fieldInput(field, prefix),
+    el("div", { class: "field-error", id: errorId(field) }),
+  ])));
+}
+
 function renderForm(form) {
   const kept = readValues();
-  const columns = (form.columns || []).map((column) => el("fieldset", {}, ...column.fields.flatMap((field) => [
-    el("label", { for: `field-${field.id}` }, field.label + (field.required ? " *" : "")),
-    fieldInput(field),
-    el("div", { class: "field-error", id: `error-${field.id}` }),
-  ])));
-  document.getElementById("form-fields").replaceChildren(...columns);
+  document.getElementById("form-fields").replaceChildren(...formColumns(form, "field"));
   for (const [id, value] of Object.entries(kept)) writeValue(id, value);
 }
 
@@ -107,9 +113,9 @@ function fieldValue(input) {
   return input.type === "number" ? Number(input.value) : input.value;
 }
 
-function readValues() {
+function readValues(container = "#form-fields") {
   const values = {};
-  for (const input of document.querySelectorAll("#form-fields [name]")) values[input.name] = fieldValue(input);
+  for (const input of document.querySelectorAll(`${container} [name]`)) values[input.name] = fieldValue(input);
   return values;
 }
 
@@ -162,14 +168,15 @@ async function signIn(event) {
 
 const SHOWN = ["id", "name", "type", "hasSubresources", "canBackup", "backupSeqGroup", "restoreSeqGroup", "displayCtx", "location", "labels"];
 
-function nodeOf(resource) {
+function nodeOf(resource, root) {
+  resource.root = root || resource;
   const fields = Object.fromEntries(SHOWN.filter((key) => key in resource).map((key) => [key, resource[key]]));
   const children = el("ul", { role: "group", hidden: true });
   const line = el("div", { class: "node-line" });
   if (resource.canBackup) line.append(chooser(resource));
   if (resource.hasSubresources) {
     const toggle = el("button", { type: "button", class: "toggle", "aria-expanded": "false", "aria-label": `Open ${resource.name}` }, "+");
-    toggle.addEventListener("click", () => expand(toggle, children, resource.ctx));
+    toggle.addEventListener("click", () => expand(toggle, children, resource));
     line.append(toggle);
   }
   line.append(el("span", { class: "name" }, resource.name || resource.id || "(no name)"), el("span", { class: "kind" }, resource.type || ""));
@@ -179,9 +186,10 @@ function nodeOf(resource) {
     line.append(read);
   }
   if (resource.canBackup) {
+    const step = stepChooser(resource);
     const sample = el("button", { type: "button", class: "read sample", "aria-label": `Sample a backup of ${resource.name}` }, "sample backup");
-    sample.addEventListener("click", () => sampleBackup(resource));
-    line.append(sample);
+    sample.addEventListener("click", () => sampleBackup(resource, step.value));
+    line.append(step, sample);
   }
   const details = el("details", {}, el("summary", {}, "fields and ctx"),
     el("pre", { class: "fields" }, JSON.stringify(fields, null, 2)),
@@ -189,28 +197,33 @@ function nodeOf(resource) {
   return el("li", { role: "treeitem", "data-name": resource.name || "", "data-type": resource.type || "" }, line, details, children);
 }
 
-async function expand(toggle, children, ctx) {
+function stepChooser(resource) {
+  const steps = (page.steps[resource.type] || []).map((step) => el("option", { value: step.id, title: step.when ? `when ${step.when}` : null }, step.when ? `${step.id} (when…)` : step.id));
+  return el("select", { class: "step", "aria-label": `Backup step to sample of ${resource.name}` }, el("option", { value: "" }, "every step, and below"), ...steps);
+}
+
+async function expand(toggle, children, resource) {
   const open = toggle.getAttribute("aria-expanded") === "true";
   toggle.setAttribute("aria-expanded", String(!open));
   toggle.textContent = open ? "+" : "\u2212";
   children.hidden = open;
   if (!open && !children.dataset.loaded) {
     children.dataset.loaded = "yes";
-    await listInto(children, "/api/resources", { ctx });
+    await listInto(children, "/api/resources", { ctx: resource.ctx }, undefined, resource.root);
   }
 }
 
-async function listInto(list, path, body, paginationCtx) {
+async function listInto(list, path, body, paginationCtx, root) {
   const request = { ...body, auth: { settings: page.settings } };
   if (paginationCtx) request.paginationCtx = paginationCtx;
   const answer = await api(path, request);
   if (!answer.ok) { list.append(el("li", { class: "error" }, describe(answer))); return; }
-  list.append(...answer.data.resources.map(nodeOf));
+  list.append(...answer.data.resources.map((resource) => nodeOf(resource, root)));
   for (const error of answer.data.errors || []) list.append(el("li", { class: "error" }, `${error.code}: ${error.description}`));
   if (answer.data.paginationCtx) {
     const more = el("button", { type: "button", class: "more" }, "more\u2026");
     const item = el("li", {}, more);
-    more.addEventListener("click", () => { item.remove(); listInto(list, path, body, answer.data.paginationCtx); });
+    more.addEventListener("click", () => { item.remove(); listInto(list, path, body, answer.data.paginationCtx, root); });
     list.append(item);
   }
   if (!list.children.length) list.append(el("li", { class: "kind" }, "(none)"));
@@ -219,16 +232,27 @@ async function listInto(list, path, body, paginationCtx) {
 // --------------------------------------------------------------------- test read
 
 function exchangeRows(exchange) {
-  const picked = exchange.selected === null ? "" : String(exchange.selected);
-  const row = el("tr", { class: "exchange" },
+  const picked = exchange.selected === null ? "" : exchange.kept === null ? String(exchange.selected) : `${exchange.selected} → ${exchange.kept}`;
+  const row = el("tr", { class: exchange.planned ? "exchange planned" : "exchange" },
     el("td", {}, exchange.label), el("td", { class: "url" }, exchange.url),
-    el("td", { class: "status" }, String(exchange.status)), el("td", {}, exchange.milliseconds.toFixed(0)),
+    el("td", { class: "status" }, exchange.planned ? "planned" : String(exchange.status)),
+    el("td", {}, exchange.planned ? "" : exchange.milliseconds.toFixed(0)),
     el("td", { class: "selected" }, picked));
-  const shown = [el("details", {}, el("summary", {}, "raw answer"), el("pre", { class: "raw" }, exchange.body))];
-  if (exchange.records !== null) {
-    shown.push(el("details", {}, el("summary", {}, `selected records (${exchange.selected})`), el("pre", { class: "records" }, exchange.records)));
+  return [row, el("tr", {}, el("td", { colspan: "5" }, ...exchangeDetails(exchange)))];
+}
+
+function exchangeDetails(exchange) {
+  const shown = [];
+  const add = (title, kind, text) => shown.push(el("details", {}, el("summary", {}, title), el("pre", { class: kind }, text)));
+  if (exchange.planned) {
+    add("request headers (not its credentials)", "headers", exchange.headers);
+    add("request body", "sent", exchange.sent || "(no body)");
+    return shown;
   }
-  return [row, el("tr", {}, el("td", { colspan: "5" }, ...shown))];
+  add("raw answer", "raw", exchange.body);
+  if (exchange.records !== null) add(`selected records (${exchange.selected})`, "records", exchange.records);
+  if (exchange.kept !== null) add(`kept by the filter (${exchange.kept} of ${exchange.selected})`, "kept", exchange.kept_records);
+  return shown;
 }
 
 function showRead(title, requests, rightTitle, right) {
@@ -257,13 +281,17 @@ async function testRead(resource) {
     good ? `Mapped resources (${resources.length})` : `The API answered ${read.status}`, good ? resources : read.answer || read);
 }
 
-async function sampleBackup(resource) {
+async function sampleBackup(resource, step) {
   setStatus(document.getElementById("run-status"), `Sampling a backup of ${resource.name}\u2026`, true);
-  const read = await post("/dev/sample", { auth: { settings: page.settings }, ctx: resource.ctx });
+  const pages = Number(document.getElementById("pages").value) || 2;
+  const asked = { auth: { settings: page.settings }, ctx: resource.ctx, pages, ...backupChoices() };
+  if (step) asked.step = step;
+  const read = await post("/dev/sample", asked);
   const good = read.status === 200;
   const objects = read.objects || [];
   const errors = good ? (read.answer.errors || []) : [];
-  showRead(`Backup sample: ${resource.name} (in memory, nothing kept)`, read.requests,
+  const bounds = `${step ? "step " + step : "every step"}, the first ${pages} page(s) of each listing${read.more ? " (more pages exist)" : ""}`;
+  showRead(`Backup sample: ${resource.name}, ${bounds} (in memory, nothing kept)`, read.requests,
     good ? `Stored objects (${objects.length}), their first records${errors.length ? "; errors: " + errors.length : ""}` : `The API answered ${read.status}`,
     good ? (errors.length ? { objects, errors } : objects) : read.answer || read);
   document.getElementById("run-status").textContent = "";
@@ -284,6 +312,7 @@ function chooser(resource) {
     const names = [...page.chosen.values()].map((chosen) => chosen.name);
     document.getElementById("chosen").textContent = names.length ? names.join(", ") : "none: tick the nodes to back up";
     document.getElementById("backup").disabled = !names.length;
+    if (box.checked && page.configRoot !== resource.root) loadConfig(resource.root);
   });
   return box;
 }
@@ -298,10 +327,64 @@ function showProgress(role, task) {
   setStatus(document.getElementById("run-status"), `${role} ${task.status}: ${count}${errors ? "; errors: " + errors : ""}`, !errors);
 }
 
-async function runTask(role, extra) {
+// --------------------------------------------------------------------- options
+
+async function loadConfig(root) {
+  page.configRoot = root;
   const auth = { settings: page.settings };
-  const storage = { url: page.run.url };
-  const start = { auth, taskUuid: crypto.randomUUID(), storage, ...page.run.items, ...extra };
+  const types = [...new Set([...page.chosen.values()].map((chosen) => chosen.type))];
+  const [backup, scenarios] = await Promise.all([api("/api/config/backup", { auth, ctx: root.ctx }), api("/api/scenarios/restore", { auth, ctx: root.ctx, types })]);
+  page.forms.backup = (backup.ok && backup.data.possibleOptions) || null;
+  showOptions("backup-options", page.forms.backup, "bopt");
+  const rules = backup.ok ? flatRules(backup.data.possibleExcludes || []) : [];
+  document.getElementById("excludes").replaceChildren(...rules.map((rule) => el("label", { class: "exclude" },
+    el("input", { type: "checkbox", "data-rule": JSON.stringify(rule) }), ` leave out ${rule.name}`)));
+  const choices = ((scenarios.ok && scenarios.data.restoreScenarios) || []).map((scenario) => el("option", { value: scenario.type, title: scenario.description }, scenario.name));
+  document.getElementById("scenario").replaceChildren(el("option", { value: "" }, "the module's own (in place)"), ...choices);
+  await loadRestoreOptions();
+}
+
+function flatRules(rules) {
+  return rules.flatMap((rule) => [{ id: rule.id, name: rule.name, ctx: rule.ctx }, ...flatRules(rule.subResources || [])]);
+}
+
+async function loadRestoreOptions() {
+  if (!page.configRoot) return;
+  const body = { auth: { settings: page.settings }, ctx: page.configRoot.ctx };
+  const scenario = document.getElementById("scenario").value;
+  if (scenario) body.scenario = scenario;
+  const answer = await api("/api/config/restore", body);
+  page.forms.restore = (answer.ok && answer.data.possibleOptions) || null;
+  showOptions("restore-options", page.forms.restore, "ropt");
+}
+
+function showOptions(id, form, prefix) {
+  document.getElementById(id).replaceChildren(...(form ? formColumns(form, prefix) : [el("p", { class: "kind" }, "(no options)")]));
+}
+
+function optionsOf(kind, container) {
+  const form = page.forms[kind];
+  return form ? settingsOf(form, readValues(container)) : undefined;
+}
+
+function backupChoices() {
+  const excludes = [...document.querySelectorAll("#excludes input:checked")].map((box) => JSON.parse(box.dataset.rule));
+  return { options: optionsOf("backup", "#backup-options"), excludes };
+}
+
+function restoreChoices() {
+  const scenario = document.getElementById("scenario").value || undefined;
+  return { scenario, options: optionsOf("restore", "#restore-options") };
+}
+
+function startOf(extra) {
+  const start = { auth: { settings: page.settings }, taskUuid: crypto.randomUUID(), storage: { url: page.run.url } };
+  return { ...start, ...page.run.items, ...extra };
+}
+
+async function runTask(role, extra) {
+  const start = startOf(extra);
+  const { auth, storage } = start;
   const name = extra.dryRun ? `${role} (dry run)` : role;
   let answer = await api("items" in start ? `/api/bulk/${role}` : `/api/${role}`, start);
   while (answer.ok && answer.data.status !== "DONE") {
@@ -319,7 +402,7 @@ async function backUp() {
   page.run = { url: document.getElementById("folder").value, items: items.length === 1 ? { ctx: items[0].ctx } : { items } };
   for (const id of ["backup", "dry-run", "restore"]) document.getElementById(id).disabled = true;
   document.getElementById("writes").hidden = true;
-  const task = await runTask("backup", {});
+  const task = await runTask("backup", backupChoices());
   document.getElementById("backup").disabled = false;
   if (!task) return;
   newFolder();
@@ -327,26 +410,38 @@ async function backUp() {
 }
 
 async function restore(dryRun) {
-  const task = await runTask("restore", dryRun ? { dryRun: true } : {});
-  if (!task) return;
+  return dryRun ? dryRunRestore() : restoreForReal();
+}
+
+async function dryRunRestore() {
   const status = document.getElementById("run-status");
-  if (dryRun) {
-    const plan = task.dryRun || { writes: 0, requests: [] };
-    status.textContent += `; a restore would make ${plan.writes} write(s)`;
-    const rows = plan.requests.map((r) => el("tr", {}, el("td", {}, r.method), el("td", {}, r.path), el("td", {}, r.resource || "")));
-    document.querySelector("#writes tbody").replaceChildren(...rows);
-    document.getElementById("writes").hidden = false;
-    document.getElementById("restore").disabled = false;
-    document.getElementById("run-status").scrollIntoView({ block: "start" });
-  } else {
-    const counts = task.restore || {};
-    status.textContent += `; written ${counts.written || 0}, conflicts ${counts.conflicts || 0}, skipped ${counts.skipped || 0}, failed ${counts.failed || 0}`;
-  }
+  setStatus(status, "restore (dry run) running\u2026", true);
+  const found = await api("/dev/restore", startOf({ ...restoreChoices(), dryRun: true }));
+  const task = found.data.answer || {};
+  if (!found.ok || found.data.status !== 200) { setStatus(status, `restore (dry run) failed: ${describe({ status: found.data.status, data: task })}`, false); return; }
+  showProgress("restore (dry run)", task);
+  const plan = task.dryRun || { writes: 0, requests: [] };
+  status.textContent += `; a restore would make ${plan.writes} write(s)`;
+  const rows = plan.requests.map((r) => el("tr", {}, el("td", {}, r.method), el("td", {}, r.path), el("td", {}, r.resource || "")));
+  document.querySelector("#writes tbody").replaceChildren(...rows);
+  document.getElementById("writes").hidden = false;
+  document.getElementById("restore").disabled = false;
+  const planned = found.data.requests.filter((exchange) => exchange.planned).length;
+  showRead(`Restore dry run: the writes it would make (the first ${planned} with their bodies), nothing sent`, found.data.requests, "The task's answer", task);
+  status.scrollIntoView({ block: "start" });
+}
+
+async function restoreForReal() {
+  const task = await runTask("restore", restoreChoices());
+  if (!task) return;
+  const counts = task.restore || {};
+  document.getElementById("run-status").textContent += `; written ${counts.written || 0}, conflicts ${counts.conflicts || 0}, skipped ${counts.skipped || 0}, failed ${counts.failed || 0}`;
 }
 
 document.getElementById("backup").addEventListener("click", backUp);
 document.getElementById("dry-run").addEventListener("click", () => restore(true));
 document.getElementById("restore").addEventListener("click", () => restore(false));
 document.getElementById("read-roots").addEventListener("click", () => testRead(null));
+document.getElementById("scenario").addEventListener("change", loadRestoreOptions);
 document.getElementById("signin").addEventListener("submit", signIn);
 poll();
