@@ -425,7 +425,10 @@ def test_a_dry_run_restore_reports_its_writes_and_writes_nothing(
     assert report["writes"] >= small.shape.record_count
     assert report["requests"]
     for request in report["requests"]:
-        assert {"method", "path", "resource"} <= request.keys(), request
+        assert {"method", "path", "resource", "resourceType"} <= request.keys(), request
+    # named as error entries name it: the mapped name, not the ctx values joined
+    collections = [r for r in report["requests"] if r["resourceType"] == "collection"]
+    assert collections and all("/" not in r["resource"] for r in collections), collections
     assert "PUT" in {request["method"] for request in report["requests"]}
     assert any(small.bucket in request["path"] for request in report["requests"])
     assert small.dump() == {}

@@ -245,7 +245,7 @@ class Restore:
             outcome = (
                 "skipped"
                 if written is None and body is None
-                else await self._write(step, names, place, unit.remembered, body=body)
+                else await self._write(unit, step, names, place, body=body)
             )
         except (SaasAuthError, StorageError):
             raise
@@ -283,10 +283,10 @@ class Restore:
 
     async def _write(
         self,
+        unit: _Unit,
         step: RestoreStep,
         names: Mapping[str, Any],
         place: str,
-        remembered: dict[str, Any],
         *,
         body: Streamed | None = None,
     ) -> str:
@@ -297,7 +297,7 @@ class Restore:
         if conflict is not None and self.policy != "overwrite":
             request = replace(request, headers=dict(request.headers) | dict(conflict.headers))
         if self.dry_run:
-            self._planned(request, names, place)
+            self._planned(request, names, place, unit.label)
             self.saas.plan(request, names, place=f"{place}/request", body=body)
             return "written"
         # a conflict is taken as the SaaS's last word: no response rule, no retry
@@ -318,17 +318,19 @@ class Restore:
                 "target": names["target"],
                 "scenario": names["scenario"],
             }
-            remembered |= render_tree(dict(step.remember), found, place=f"{place}/remember")
+            unit.remembered |= render_tree(dict(step.remember), found, place=f"{place}/remember")
         return "written"
 
-    def _planned(self, request: Request, names: Mapping[str, Any], place: str) -> None:
+    def _planned(
+        self, request: Request, names: Mapping[str, Any], place: str, label: Named
+    ) -> None:
+        """A dry run's write: counted, and among the first PLAN_LIMIT listed with its resource
+        named as error entries name it."""
         self.plan["writes"] += 1
         if len(self.plan["requests"]) < PLAN_LIMIT:
             path = render(request.path, names, place=f"{place}/request/path")
-            method = request.method
-            ctx = names["ctx"]
-            resource = "/".join(str(value) for value in ctx.values())
-            self.plan["requests"].append({"method": method, "path": path, "resource": resource})
+            where = {"resource": label.name, "resourceType": label.type}
+            self.plan["requests"].append({"method": request.method, "path": path} | where)
 
     def _target(self, kind: ResourceType, entry: Entry) -> dict[str, Any]:
         """Where an object is written: its own ctx values, replaced by the scenario's target,
