@@ -24,6 +24,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -106,23 +107,40 @@ def _cpu_seconds(pid: int) -> float:
 # --------------------------------------------------------------------------- the peers
 
 
-def _child(argv: list[str | Path], env: Mapping[str, str], log: Path) -> tuple[Run, str]:
-    """Run a peer's process to its end: its figures (extract_seconds from the JSON of its last
-    line of output) and that output. Fails, with its log's tail, unless it exits 0."""
-    began = time.perf_counter()
+# A small process between the benchmark and each peer: a child's peak RSS as the kernel
+# reports it (ru_maxrss) starts from the memory of the process it was forked from, which for
+# the benchmark's own process is above 100 MiB; forked from this one, about 10.
+WAIT = """
+import json, os, sys, time
+began = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+seconds = time.perf_counter() - began
+with open(sys.argv[1], "w") as file:
+    json.dump({"exit": os.waitstatus_to_exitcode(status), "seconds": seconds,
+               "cpu": usage.ru_utime + usage.ru_stime, "maxrss_kib": usage.ru_maxrss}, file)
+"""
+
+
+def _child(argv: list[str | Path], env: Mapping[str, str], log: Path) -> Run:
+    """Run a peer's process to its end (through WAIT): its figures, extract_seconds from the
+    JSON of its last line of output. Fails, with its output's tail, unless it exits 0."""
+    usage_file = log.with_suffix(".usage")
+    waiter = [sys.executable, "-I", "-S", "-c", WAIT, usage_file, *argv]
     with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(a) for a in argv], stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT
+        subprocess.run(
+            [str(a) for a in waiter], stdout=out, stderr=out, env=env, cwd=ROOT, check=True
         )
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
-    elapsed = time.perf_counter() - began
     text = log.read_text(errors="replace")
-    if process.returncode != 0:
-        raise RuntimeError(f"{argv[1]} failed ({process.returncode}):\n{text[-3000:]}")
+    usage = json.loads(usage_file.read_text())
+    if usage["exit"] != 0:
+        raise RuntimeError(f"{argv[1]} failed ({usage['exit']}):\n{text[-3000:]}")
     reported = json.loads(text.rstrip().rpartition("\n")[2])
-    cpu = usage.ru_utime + usage.ru_stime
-    return Run(reported["extract_seconds"], elapsed, cpu, usage.ru_maxrss / 1024), text
+    return Run(
+        reported["extract_seconds"], usage["seconds"], usage["cpu"], usage["maxrss_kib"] / 1024
+    )
 
 
 def _peer_env(collection: Collection) -> dict[str, str]:
@@ -135,9 +153,7 @@ def dlt_run(collection: Collection, *, defaults: bool = False) -> Run:
     out = collection.place(name)
     python = servers.PEERS[DLT].venv / "bin" / "python"
     argv: list[str | Path] = [python, CONFIGS / "dlt_kinto.py", out]
-    run, _ = _child(
-        [*argv, *(["--defaults"] if defaults else [])], _peer_env(collection), out / "log"
-    )
+    run = _child([*argv, *(["--defaults"] if defaults else [])], _peer_env(collection), out / "log")
     files = list((out / "files").rglob("records/*.jsonl.gz"))
     _check(name, sum(_gzip_lines(path) for path in files), collection.records)
     return run
@@ -159,7 +175,7 @@ def airbyte_run(collection: Collection) -> Run:
         CONFIGS / "airbyte_kinto.yaml",
         target,
     ]
-    run, _ = _child(argv, _peer_env(collection), out / "log")
+    run = _child(argv, _peer_env(collection), out / "log")
     with target.open("rb") as file:
         count = sum(line.startswith(b'{"type":"RECORD"') for line in file)
     _check("airbyte", count, collection.records)
