@@ -18,8 +18,10 @@ already (`scripts/bench` installs them; the test suite never does)."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
+import math
 import os
 import re
 import shutil
@@ -32,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import harness, records, serving
-from bench.core import ROOT, Context, Figure, median, pair_ratios
+from bench.core import ROOT, Context, Figure, median, pair_ratios, rates, seconds
 from scripts import servers
 
 NAME = "peers"
@@ -40,6 +42,7 @@ TITLE = "Peers: one Kinto collection with dlt and Airbyte"
 CONFIGS = ROOT / "bench" / "peer_configs"
 ENGINE_MODULE = CONFIGS / "engine_kinto"
 DLT, AIRBYTE = "dlt", "airbyte-cdk"
+RAW = "Kinto's raw page fetch"
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -96,6 +99,20 @@ def engine_run(collection: Collection) -> Run:
         process = time.perf_counter() - began
         pid = engine.process.pid
         return Run(extract, process, _cpu_seconds(pid), serving.peak_mib(pid))
+
+
+def raw_run(collection: Collection) -> Run:
+    """Kinto's ceiling: records.pages fetched pipelined in this process, nothing parsed but the
+    Next-Page header, nothing written (only its seconds are figures)."""
+
+    async def fetch() -> None:
+        async with records.kinto_client(collection.kinto) as client:
+            path = records.records_path(records.BUCKET, records.COLLECTION)
+            async for _ in records.pages(client, path):
+                pass
+
+    took = seconds(lambda: asyncio.run(fetch()))
+    return Run(took, took, math.nan, math.nan)
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -228,7 +245,7 @@ def _sides(context: Context) -> dict[str, Callable[[Collection], Run]]:
     if not context.smoke:
         servers.ensure_peer(DLT)
         servers.ensure_peer(AIRBYTE)
-    sides: dict[str, Callable[[Collection], Run]] = {"engine": engine_run}
+    sides: dict[str, Callable[[Collection], Run]] = {"engine": engine_run, RAW: raw_run}
     if installed(DLT):
         sides["dlt"] = dlt_run
         sides["dlt, defaults"] = lambda c: dlt_run(c, defaults=True)
@@ -272,6 +289,8 @@ DIFFERS = {
     " state; the engine serves the platform's API, hashes, fsyncs and writes a manifest",
     "dlt, defaults": "as dlt, with its default nesting: `tags` and `nested.level.deep` become"
     " child tables",
+    RAW: "the ceiling: pages fetched pipelined as the engine fetches them, nothing parsed or"
+    " written (in the benchmark's process)",
     "airbyte": "Airbyte wraps every record in a protocol message (a destination would load them)"
     " and checks the stream's schema; it writes no files of its own, the runner script does",
 }
@@ -287,7 +306,7 @@ CONFIG_DIFFERS = {
 def figures(results: Mapping[str, list[Run]], count: int) -> list[Figure]:
     """Per measure: the engine against the best peer of each round (with a target where the
     issue sets one), then against each peer; then the lines of configuration."""
-    peers = [name for name in results if name != "engine"]
+    peers = [name for name in results if name not in {"engine", RAW}]
     made: list[Figure] = []
     for measure, (unit, best, higher, value) in MEASURES.items():
         engine = [value(run, count) for run in results["engine"]]
@@ -312,6 +331,9 @@ def figures(results: Mapping[str, list[Run]], count: int) -> list[Figure]:
         else:  # no peer installed (smoke runs on a fresh machine): the engine's side alone
             made.append(Figure(NAME, measure, unit, median(engine), higher=higher))
         made += [_against(measure, unit, higher, engine, (name, sides[name])) for name in peers]
+        if measure == "extraction":
+            raw = rates(count, [run.extract_seconds for run in results[RAW]])
+            made.append(_against(measure, unit, higher, engine, (RAW, raw)))
     return made + config_figures()
 
 
