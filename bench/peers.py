@@ -29,9 +29,11 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import httpx
 
 from bench import harness, records, serving
 from bench.core import ROOT, Context, Figure, median, pair_ratios, rates, seconds
@@ -43,6 +45,7 @@ CONFIGS = ROOT / "bench" / "peer_configs"
 ENGINE_MODULE = CONFIGS / "engine_kinto"
 DLT, AIRBYTE = "dlt", "airbyte-cdk"
 RAW = "Kinto's raw page fetch"
+WARM = "the engine, warm"
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -92,13 +95,37 @@ def engine_run(collection: Collection) -> Run:
     began = time.perf_counter()
     with serving.start_engine(ENGINE_MODULE, collection.work, env) as engine:
         with harness.api_client(engine) as http:
-            auth = harness.auth_of(collection.kinto)
-            ctx = harness.collection_ctx(http, auth, records.BUCKET, records.COLLECTION)
-            source = records.Source(collection.kinto, http, ctx, backups, collection.records)
-            extract = records.engine_backup(source, with_permissions=False)
+            extract = _backup(collection, http, backups)
         process = time.perf_counter() - began
         pid = engine.process.pid
         return Run(extract, process, _cpu_seconds(pid), serving.peak_mib(pid))
+
+
+def _backup(collection: Collection, http: httpx.Client, backups: Path) -> float:
+    """The records benchmark's backup of the collection through an engine's API; its seconds."""
+    auth = harness.auth_of(collection.kinto)
+    ctx = harness.collection_ctx(http, auth, records.BUCKET, records.COLLECTION)
+    source = records.Source(collection.kinto, http, ctx, backups, collection.records)
+    return records.engine_backup(source, with_permissions=False)
+
+
+class WarmEngine:
+    """The engine as the platform meets it after its first backup: one `engine serve` process
+    kept up across the rounds (only its extraction is a figure)."""
+
+    def __init__(self, stack: ExitStack) -> None:
+        self.stack = stack
+        self.http: httpx.Client | None = None
+
+    def __call__(self, collection: Collection) -> Run:
+        backups = collection.work / "engine-warm"
+        if self.http is None:
+            env = {"ENGINE_STORAGE_ALLOW": f"file://{backups}"}
+            engine = serving.start_engine(ENGINE_MODULE, collection.work, env)
+            self.stack.enter_context(engine)
+            self.http = self.stack.enter_context(harness.api_client(engine))
+        took = _backup(collection, self.http, collection.place("engine-warm"))
+        return Run(took, took, math.nan, math.nan)
 
 
 def raw_run(collection: Collection) -> Run:
@@ -240,12 +267,16 @@ def _collection(context: Context) -> Iterator[Collection]:
         yield Collection(kinto, count, work)
 
 
-def _sides(context: Context) -> dict[str, Callable[[Collection], Run]]:
+def _sides(context: Context, stack: ExitStack) -> dict[str, Callable[[Collection], Run]]:
     """Who runs: the engine, and each peer that is installed (or gets installed, full runs)."""
     if not context.smoke:
         servers.ensure_peer(DLT)
         servers.ensure_peer(AIRBYTE)
-    sides: dict[str, Callable[[Collection], Run]] = {"engine": engine_run, RAW: raw_run}
+    sides: dict[str, Callable[[Collection], Run]] = {
+        "engine": engine_run,
+        WARM: WarmEngine(stack),
+        RAW: raw_run,
+    }
     if installed(DLT):
         sides["dlt"] = dlt_run
         sides["dlt, defaults"] = lambda c: dlt_run(c, defaults=True)
@@ -270,7 +301,8 @@ def _rounds(
 
 def run(context: Context) -> list[Figure]:
     """Each side's rounds, then the figures: the engine against the best peer of each round."""
-    results = _rounds(context, _sides(context))
+    with ExitStack() as stack:
+        results = _rounds(context, _sides(context, stack))
     count = records.RECORDS["smoke" if context.smoke else "full"]
     return figures(results, count)
 
@@ -306,7 +338,7 @@ CONFIG_DIFFERS = {
 def figures(results: Mapping[str, list[Run]], count: int) -> list[Figure]:
     """Per measure: the engine against the best peer of each round (with a target where the
     issue sets one), then against each peer; then the lines of configuration."""
-    peers = [name for name in results if name not in {"engine", RAW}]
+    peers = [name for name in results if name not in {"engine", RAW, WARM}]
     made: list[Figure] = []
     for measure, (unit, best, higher, value) in MEASURES.items():
         engine = [value(run, count) for run in results["engine"]]
@@ -328,6 +360,9 @@ def figures(results: Mapping[str, list[Run]], count: int) -> list[Figure]:
                     ratios=pair_ratios(engine, bests),
                 )
             )
+            if measure == "extraction":
+                warm = rates(count, [run.extract_seconds for run in results[WARM]])
+                made.append(_warm_figure(warm, bests, unit))
         else:  # no peer installed (smoke runs on a fresh machine): the engine's side alone
             made.append(Figure(NAME, measure, unit, median(engine), higher=higher))
         made += [_against(measure, unit, higher, engine, (name, sides[name])) for name in peers]
@@ -335,6 +370,20 @@ def figures(results: Mapping[str, list[Run]], count: int) -> list[Figure]:
             raw = rates(count, [run.extract_seconds for run in results[RAW]])
             made.append(_against(measure, unit, higher, engine, (RAW, raw)))
     return made + config_figures()
+
+
+def _warm_figure(warm: list[float], bests: list[float], unit: str) -> Figure:
+    return Figure(
+        NAME,
+        "extraction, the engine's process kept up across rounds, against the fastest peer",
+        unit,
+        median(warm),
+        median(bests),
+        baseline_name="fastest peer, a fresh process",
+        ratios=pair_ratios(warm, bests),
+        differs="a server's later backups: its imports, templates and connections are ready,"
+        " where each peer's process (as each engine process above) starts cold",
+    )
 
 
 def _against(
