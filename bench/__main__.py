@@ -14,7 +14,8 @@ from pathlib import Path
 
 from bench.core import Benchmark, Context, chart, machine, table, write_section
 
-BENCHMARKS = ("authoring", "records", "restore", "api", "binaries", "small", "files")  # run order
+# run order
+BENCHMARKS = ("authoring", "records", "restore", "api", "binaries", "small", "files", "peers")
 
 
 def load(name: str) -> Benchmark:

@@ -1,4 +1,4 @@
-"""Many small resources: a workspace of 2,000 notes of about 3 KiB each (bench/peers.py), every
+"""Many small resources: a workspace of 2,000 notes of about 3 KiB each (bench/notes_saas.py), every
 SaaS answer held 20 ms by a proxy, as a remote SaaS's would be. The module (bench/modules/small)
 lists the notes 100 to a page as child resources of the workspace, and backs each one up with an
 `object` step: the platform backs up one root, and the engine walks the thousands of resources
@@ -31,7 +31,7 @@ import zstandard
 
 from bench import serving
 from bench.core import ROOT, Context, Figure, median, pair_ratios, rates
-from bench.peers import WORKSPACE
+from bench.notes_saas import WORKSPACE
 from engine.storage.transfers import CODECS
 from scripts import servers
 
@@ -58,12 +58,12 @@ class Peers:
 
 
 def start_peer(kind: str, logs: Path, *options: str) -> servers.Server:
-    """`python -m bench.peers kind *options` on a free port (kind: notes or delay)."""
+    """`python -m bench.notes_saas kind *options` on a free port (kind: notes or delay)."""
     port = servers.free_port()
     url = f"http://{servers.HOST}:{port}"
     return servers.start_process(
         kind,
-        [sys.executable, "-m", "bench.peers", kind, "--port", str(port), *options],
+        [sys.executable, "-m", "bench.notes_saas", kind, "--port", str(port), *options],
         url=url,
         health_url=f"{url}/workspaces",
         log_path=logs / f"{kind}.log",

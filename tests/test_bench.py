@@ -219,3 +219,51 @@ def test_files_backs_a_file_up_from_webdav_and_restores_it_beside_the_direct_scr
     assert [f.target for f in figures] == [0.9, 0.9, 1.2]
     assert figures[2].limit == 200 and not figures[2].higher
     assert not any(tmp_path.rglob("*.bin")), "the generated files are removed"
+
+
+# --------------------------------------------------------------------------- peers
+
+
+@pytest.mark.e2e
+def test_peers_backs_the_collection_up_with_the_engine_and_every_installed_peer(tmp_path: Path):
+    from bench import peers
+
+    figures = peers.run(smoke(tmp_path))  # never installs: the peers run when already installed
+    ran = [name for name in (peers.DLT, peers.AIRBYTE) if peers.installed(name)]
+    measures = [f.measure for f in figures]
+    assert measures[-2:] == ["lines of configuration"] * 2 and all_positive(figures)
+    if len(ran) == 2:
+        assert measures[:4] == [
+            "extraction, against the fastest peer",
+            "extraction, the engine's process kept up across rounds, against the fastest peer",
+            *(f"extraction, {name}" for name in ("dlt", "dlt, defaults")),
+        ]
+        assert [f.target for f in figures if f.target] == [1.5, 0.75]
+    if not ran:
+        assert measures[:3] == ["extraction", "extraction, Kinto's raw page fetch", "whole process"]
+
+
+def test_the_peers_configurations_are_each_tools_own_and_the_engines_module_is_valid():
+    import ast
+
+    import yaml
+
+    from bench import peers
+    from engine.language.loader import validate
+
+    assert validate([peers.ENGINE_MODULE]) == []
+    manifest = yaml.safe_load(peers.CONFIG_FILES["airbyte"].read_text())
+    [stream] = manifest["streams"]
+    assert stream["retriever"]["record_selector"]["extractor"]["field_path"] == ["data"]
+    assert "Next-Page" in stream["retriever"]["paginator"]["pagination_strategy"]["cursor_value"]
+    for script in ("dlt_kinto.py", "airbyte_run.py"):
+        ast.parse((peers.CONFIGS / script).read_text())
+    assert "max_table_nesting = 0" in peers.CONFIG_FILES["dlt"].read_text()
+
+
+def test_configuration_lines_leave_out_blank_lines_and_comments(tmp_path: Path):
+    from bench import peers
+
+    config = tmp_path / "c.yaml"
+    config.write_text("# a comment\n\na: 1\n  # indented comment\nb: '#not a comment'\n")
+    assert peers.config_lines(config) == 2
