@@ -13,8 +13,8 @@ process: wait4 for the peers, /proc for the engine) and the lines of configurati
 dlt with its defaults, Airbyte; again): each ratio is the median of the per-round ratios of the
 engine to the fastest (or leanest) peer of that round.
 
---smoke seeds a tiny collection and runs the peers too when their environments are installed
-already (`scripts/bench` installs them; the test suite never does)."""
+--smoke seeds a tiny collection and runs every side on it, the peers included (installed once
+into the peers' cache: about 20 s on a fresh machine), so the suite runs their scripts too."""
 
 from __future__ import annotations
 
@@ -231,11 +231,6 @@ def _check(name: str, found: int, wanted: int) -> None:
         raise RuntimeError(f"{name} delivered {found} records of {wanted}: a failure, not a figure")
 
 
-def installed(name: str) -> bool:
-    """Whether a peer's environment is there (smoke runs never install)."""
-    return (servers.PEERS[name].venv / servers.MARKER).is_file()
-
-
 # --------------------------------------------------------------------------- configuration
 
 
@@ -268,21 +263,18 @@ def _collection(context: Context) -> Iterator[Collection]:
 
 
 def _sides(context: Context, stack: ExitStack) -> dict[str, Callable[[Collection], Run]]:
-    """Who runs: the engine, and each peer that is installed (or gets installed, full runs)."""
-    if not context.smoke:
-        servers.ensure_peer(DLT)
-        servers.ensure_peer(AIRBYTE)
-    sides: dict[str, Callable[[Collection], Run]] = {
+    """Who runs: the engine (fresh and kept up), Kinto's raw fetch, and each peer (installed
+    into its own environment the first time)."""
+    servers.ensure_peer(DLT)
+    servers.ensure_peer(AIRBYTE)
+    return {
         "engine": engine_run,
         WARM: WarmEngine(stack),
         RAW: raw_run,
+        "dlt": dlt_run,
+        "dlt, defaults": lambda c: dlt_run(c, defaults=True),
+        "airbyte": airbyte_run,
     }
-    if installed(DLT):
-        sides["dlt"] = dlt_run
-        sides["dlt, defaults"] = lambda c: dlt_run(c, defaults=True)
-    if installed(AIRBYTE):
-        sides["airbyte"] = airbyte_run
-    return sides
 
 
 def _rounds(
@@ -344,27 +336,23 @@ def figures(results: Mapping[str, list[Run]], count: int) -> list[Figure]:
         engine = [value(run, count) for run in results["engine"]]
         sides = {name: [value(run, count) for run in results[name]] for name in peers}
         pick = max if higher else min
-        contenders = [sides[name] for name in PEERS if name in sides]
-        if contenders:
-            bests = [pick(values) for values in zip(*contenders, strict=True)]
-            made.append(
-                Figure(
-                    NAME,
-                    f"{measure}, against the {best} peer",
-                    unit,
-                    median(engine),
-                    median(bests),
-                    baseline_name=f"{best} of {', '.join(n for n in PEERS if n in sides)}",
-                    higher=higher,
-                    target=TARGETS.get(measure),
-                    ratios=pair_ratios(engine, bests),
-                )
+        bests = [pick(values) for values in zip(*(sides[name] for name in PEERS), strict=True)]
+        made.append(
+            Figure(
+                NAME,
+                f"{measure}, against the {best} peer",
+                unit,
+                median(engine),
+                median(bests),
+                baseline_name=f"{best} of {', '.join(PEERS)}",
+                higher=higher,
+                target=TARGETS.get(measure),
+                ratios=pair_ratios(engine, bests),
             )
-            if measure == "extraction":
-                warm = rates(count, [run.extract_seconds for run in results[WARM]])
-                made.append(_warm_figure(warm, bests, unit))
-        else:  # no peer installed (smoke runs on a fresh machine): the engine's side alone
-            made.append(Figure(NAME, measure, unit, median(engine), higher=higher))
+        )
+        if measure == "extraction":
+            warm = rates(count, [run.extract_seconds for run in results[WARM]])
+            made.append(_warm_figure(warm, bests, unit))
         made += [_against(measure, unit, higher, engine, (name, sides[name])) for name in peers]
         if measure == "extraction":
             raw = rates(count, [run.extract_seconds for run in results[RAW]])
