@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -309,11 +310,11 @@ async def test_a_heartbeat_cancelled_mid_save_lands_before_the_final_save(
         return await write(relative, data, version)
 
     async def slow_beat(relative: str, data: Any, version: str | None) -> str:
-        if data["status"] != "RUNNING":
+        if json.loads(data)["status"] != "RUNNING":  # the journal hands over its record's JSON
             return await write(relative, data, version)
         # the heartbeat's save, held until released; like a write in a worker thread, it goes on
         # when its caller is cancelled
-        return await asyncio.shield(held(relative, dict(data), version))
+        return await asyncio.shield(held(relative, data, version))
 
     monkeypatch.setattr(storage, "write_if", slow_beat)
     beat = asyncio.create_task(journal.beat(1.0))
@@ -347,7 +348,7 @@ async def test_a_save_cancelled_mid_write_still_lets_the_release_through(
     async def slow_first(relative: str, data: Any, version: str | None) -> str:
         if writing.is_set():
             return await write(relative, data, version)
-        return await asyncio.shield(held(relative, dict(data), version))
+        return await asyncio.shield(held(relative, data, version))
 
     monkeypatch.setattr(storage, "write_if", slow_first)
     saving = asyncio.create_task(journal.save())
@@ -586,3 +587,23 @@ async def test_a_new_task_record_is_created_only_where_there_is_none(storage: St
         await second.save()
 
     assert (await stored(storage))["owner"] == "first/1/aaaa"
+
+
+async def test_every_save_writes_the_units_as_they_are_now_added_replaced_or_removed(
+    storage: Storage,
+):
+    journal = journal_on(storage, FakeClock())
+    for number in range(3):
+        await journal.unit(f"a/{number}.json", {"size": number, "name": 'é\n"q"'})
+    await journal.save()
+    assert (await stored(storage))["units"] == journal.units
+    await journal.unit("a/1.json", {"size": 10})  # a unit done again replaces its value
+    del journal.units["a/0.json"]  # as a backup forgets a unit whose object is gone
+    journal.record["progress"]["done"] = 2
+    await journal.save()
+    saved = await stored(storage)
+    assert saved["units"] == {"a/1.json": {"size": 10}, "a/2.json": journal.units["a/2.json"]}
+    assert saved == journal.record  # the rest of the record too, as it is in memory
+    journal.units.clear()
+    await journal.save()
+    assert (await stored(storage))["units"] == {}
