@@ -16,6 +16,7 @@ the ratio is the median of the per-pair ratios.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import sys
 import time
@@ -30,7 +31,7 @@ import yaml
 import zstandard
 
 from bench import serving
-from bench.core import ROOT, Context, Figure, median, pair_ratios, rates
+from bench.core import ROOT, Context, Figure, median, pair_figure, pair_ratios, rates
 from bench.notes_saas import WORKSPACE
 from engine.storage.transfers import CODECS
 from scripts import servers
@@ -43,6 +44,14 @@ DELAY = 0.020
 PAGE_SIZE = 100  # as the module's pagination asks
 LEVEL = CODECS["zstd"].level
 SERIAL_RUNS = 3  # one request at a time takes about a minute a run: three bound the suite's time
+
+
+@dataclass(frozen=True)
+class Round:
+    """One backup of the workspace: its wall seconds and the CPU seconds its process spent."""
+
+    seconds: float
+    cpu: float
 
 
 @dataclass(frozen=True)
@@ -96,23 +105,31 @@ def _engine_runs(
     logs: Path,
     *,
     between: Callable[[int], None],
-) -> list[float]:
-    """Seconds of each of ``runs`` backups of the workspace by one engine process, calling
-    between(number) after each (the baseline's round of the pair); the backups are removed
-    once the process has stopped."""
+) -> list[Round]:
+    """Each of ``runs`` backups of the workspace by one engine process (its CPU seconds: the
+    engine process's own, status polls included), calling between(number) after each (the
+    baseline's round of the pair); the backups are removed once the process has stopped."""
     env = {"ENGINE_STORAGE_ALLOW": f"file://{peers.out}"}
-    times, folders = [], []
+    rounds, folders = [], []
     with serving.start_engine(module, logs, env) as engine:
         ctx = serving.roots(engine.url, peers.auth)[WORKSPACE]
         for number in range(runs):
             folders.append(peers.out / f"engine-{module.name}-{number}")
             storage = {"url": f"file://{folders[-1]}"}
-            times.append(serving.backup(engine.url, peers.auth, ctx, storage).seconds)
+            cpu = process_cpu(engine.process.pid)
+            elapsed = serving.backup(engine.url, peers.auth, ctx, storage).seconds
+            rounds.append(Round(elapsed, process_cpu(engine.process.pid) - cpu))
             _check(_stored(folders[-1]), count)
             between(number)
     for folder in folders:
         shutil.rmtree(folder)
-    return times
+    return rounds
+
+
+def process_cpu(pid: int) -> float:
+    """The user and system CPU seconds a live process has spent so far (/proc/pid/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _stored(folder: Path) -> int:
@@ -155,15 +172,16 @@ async def _direct(saas: str, folder: Path) -> None:
                 page += 1
 
 
-def _direct_round(peers: Peers, count: int, number: int) -> float:
-    """Seconds of one direct backup (checked, then removed)."""
+def _direct_round(peers: Peers, count: int, number: int) -> Round:
+    """One direct backup (checked, then removed), run in this process: its CPU seconds are
+    this process's while it runs."""
     folder = peers.out / f"direct-{number}"
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     asyncio.run(_direct(peers.saas, folder))
-    elapsed = time.perf_counter() - began
+    done = Round(time.perf_counter() - began, time.process_time() - cpu)
     _check(_stored(folder), count)
     shutil.rmtree(folder)
-    return elapsed
+    return done
 
 
 # --------------------------------------------------------------------------- measuring
@@ -184,7 +202,7 @@ def run(context: Context) -> list[Figure]:
         ):
             peers = Peers(proxy.url, folder / "out")
             serial = _serial_module(folder / "small-serial")
-            direct: list[float] = []
+            direct: list[Round] = []
             default = _engine_runs(
                 MODULE,
                 peers,
@@ -199,7 +217,9 @@ def run(context: Context) -> list[Figure]:
         shutil.rmtree(folder, ignore_errors=True)
 
     label = f"{count:,} resources"
-    fast, slow, script = rates(count, default), rates(count, one), rates(count, direct)
+    fast, slow, script = (
+        rates(count, [r.seconds for r in rounds]) for rounds in (default, one, direct)
+    )
     return [
         Figure(
             NAME,
@@ -223,5 +243,16 @@ def run(context: Context) -> list[Figure]:
             " step's request, path and meta templates, checks origins, retries, hashes each"
             " object, fsyncs and renames it, and writes a manifest; the script writes each note"
             " with one fsspec call and nothing else",
+        ),
+        pair_figure(
+            NAME,
+            f"CPU per resource at concurrency {CONCURRENCY}",
+            "ms",
+            [1000 * r.cpu / count for r in default],
+            [1000 * r.cpu / count for r in direct],
+            higher=False,
+            target=1.3,
+            differs="the engine process's CPU (its HTTP API and status polls included) against"
+            " the direct script's own process; each does what the throughput row says",
         ),
     ]

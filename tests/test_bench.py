@@ -179,8 +179,8 @@ def test_small_backs_notes_up_at_both_concurrencies_beside_the_direct_script(tmp
     from bench import small
 
     figures = small.run(smoke(tmp_path))
-    assert [f.baseline_name for f in figures] == ["engine, concurrency 1", "direct"]
-    assert all_positive(figures) and [f.target for f in figures] == [4.0, 0.9]
+    assert [f.baseline_name for f in figures] == ["engine, concurrency 1", "direct", "direct"]
+    assert all_positive(figures) and [f.target for f in figures] == [4.0, 0.9, 1.3]
     assert len(figures[1].ratios) == 1 and figures[1].differs
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -296,6 +297,12 @@ async def test_a_final_save_that_fails_leaves_the_task_running_in_memory(
     assert journal.record["status"] == "RUNNING"
 
 
+def running(data: Any) -> bool:
+    """Whether a save's record (the JSON the journal hands to storage) is a running task's."""
+    status: str = json.loads(data)["status"]
+    return status == "RUNNING"
+
+
 def hold_writes(
     storage: Storage, monkeypatch: pytest.MonkeyPatch, when: Callable[[Any], bool]
 ) -> tuple[anyio.Event, anyio.Event]:
@@ -313,7 +320,7 @@ def hold_writes(
     async def holding_write(relative: str, data: Any, version: str | None) -> str:
         if not when(data):
             return await write(relative, data, version)
-        return await asyncio.shield(held(relative, dict(data), version))
+        return await asyncio.shield(held(relative, data, version))
 
     monkeypatch.setattr(storage, "write_if", holding_write)
     return holding, release
@@ -323,7 +330,9 @@ async def test_a_heartbeat_cancelled_mid_save_lands_before_the_final_save(
     storage: Storage, monkeypatch: pytest.MonkeyPatch
 ):
     journal = journal_on(storage, FakeClock(), status="RUNNING")
-    beating, release = hold_writes(storage, monkeypatch, lambda data: data["status"] == "RUNNING")
+    beating, release = hold_writes(
+        storage, monkeypatch, lambda data: json.loads(data)["status"] == "RUNNING"
+    )
     beat = asyncio.create_task(journal.beat(1.0))
     await beating.wait()
     beat.cancel()
@@ -581,3 +590,23 @@ async def test_a_new_task_record_is_created_only_where_there_is_none(storage: St
         await second.save()
 
     assert (await stored(storage))["owner"] == "first/1/aaaa"
+
+
+async def test_every_save_writes_the_units_as_they_are_now_added_replaced_or_removed(
+    storage: Storage,
+):
+    journal = journal_on(storage, FakeClock())
+    for number in range(3):
+        await journal.unit(f"a/{number}.json", {"size": number, "name": 'é\n"q"'})
+    await journal.save()
+    assert (await stored(storage))["units"] == journal.units
+    await journal.unit("a/1.json", {"size": 10})  # a unit done again replaces its value
+    del journal.units["a/0.json"]  # as a backup forgets a unit whose object is gone
+    journal.record["progress"]["done"] = 2
+    await journal.save()
+    saved = await stored(storage)
+    assert saved["units"] == {"a/1.json": {"size": 10}, "a/2.json": journal.units["a/2.json"]}
+    assert saved == journal.record  # the rest of the record too, as it is in memory
+    journal.units.clear()
+    await journal.save()
+    assert (await stored(storage))["units"] == {}

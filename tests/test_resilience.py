@@ -555,3 +555,61 @@ def test_the_rate_limit_spaces_requests_out_on_the_wall_clock(
     assert [answer.status for answer in answers] == [200] * 15
     times = [request.at for request in proxy.requests]
     assert times[-1] - times[0] >= 1.7
+
+
+class _Waits:
+    """A clock that records the waits asked of it instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    def now(self) -> float:
+        return 0.0
+
+    async def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+def _policy(attempts: int) -> Any:
+    from engine.saas.resilience import Policy
+
+    backoff = model.Backoff(initial=1.0, max=8.0, multiplier=2.0, jitter=False)
+    retry = model.Retry(attempts, (503,), ("connect",), backoff, 60.0, 60.0, False)
+    return Policy(retry)
+
+
+@pytest.mark.parametrize(
+    ("failures", "attempts", "tries", "waits", "outcome"),
+    [
+        (0, 3, 1, [], "answer"),  # the first try's own path: no wait, no second try
+        (1, 3, 2, [5.0], "answer"),  # a first failure is judged as tenacity's first try
+        (2, 3, 3, [5.0, 5.0], "answer"),
+        (3, 3, 3, [5.0, 5.0], "gave up after 3 attempts"),
+        (1, 1, 1, [], "busy$"),  # one attempt allowed: a first failure is final
+    ],
+)
+def test_the_first_try_and_the_retries_after_it_count_and_wait_as_one_policy(
+    failures: int, attempts: int, tries: int, waits: list[float], outcome: str
+):
+    from engine.errors import Retryable
+
+    calls: list[int] = []
+
+    async def attempt() -> str:
+        calls.append(1)
+        if len(calls) <= failures:
+            raise Retryable("busy", kind="503", retry_after=5.0)
+        return "answer"
+
+    clock = _Waits()
+
+    async def run() -> str:
+        result: str = await _policy(attempts).run("GET", attempt, clock)
+        return result
+
+    if outcome == "answer":
+        assert asyncio.run(run()) == "answer"
+    else:
+        with pytest.raises(SaasError, match=outcome):
+            asyncio.run(run())
+    assert len(calls) == tries and clock.waits == waits

@@ -318,3 +318,15 @@ def test_data_a_template_only_hands_on_counts_against_no_limit(source):
     big = "x" * (9 * 2**20)
     names = {"item": {"big": big, "parts": [big]}}
     assert render(source, names, place=PLACE) is big
+
+
+def test_a_template_rendered_again_sees_only_this_renders_names_beside_the_globals():
+    text = "{% set seen = n %}{{ seen }}-{{ range(2) | list | length }}"
+    names = {"n": 1}
+    assert render(text, names, place=PLACE) == "1-2"
+    assert names == {"n": 1}  # a render writes nothing into the names it was given
+    assert render(text, {"n": 2}, place=PLACE) == "2-2"
+    assert render("{{ range(3) | list }}", {}, place=PLACE) == [0, 1, 2]
+    with pytest.raises(TemplateError, match="undefined"):
+        render("{{ n }}", {}, place=PLACE)  # nothing kept from the renders before
+    assert render("{{ range }}", {"range": 5}, place=PLACE) == 5  # a name shadows a global

@@ -4,9 +4,9 @@ template uses. The only module that imports jinja2."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from functools import lru_cache, partial, wraps
+from functools import lru_cache, wraps
 from typing import Any
 
 from jinja2 import StrictUndefined, Template, TemplateSyntaxError, Undefined, meta, nodes
@@ -119,28 +119,65 @@ def is_template(value: str) -> bool:
 _BUILT = (nodes.List, nodes.Dict, nodes.Tuple, nodes.Call, nodes.Filter)
 
 
+@dataclass(frozen=True)
+class _Compiled:
+    """A template compiled once for every render of its source. Rendering builds the template's
+    context directly from its globals flattened here once: jinja2's own ``new_context`` merges
+    the environment's globals (a ChainMap) anew on every render, which was most of the cost of
+    a render (engine CPU per small resource, docs/benchmarks.md)."""
+
+    template: Template
+    globals: dict[str, Any]
+    depth: int  # how deep a native result's own containers go (see _compile)
+    native: bool  # one ``{{ expression }}``: its value, not its text
+
+    def __call__(self, names: Mapping[str, Any]) -> Any:
+        template = self.template
+        context = template.environment.context_class(
+            template.environment,
+            {**self.globals, **names},
+            template.name,
+            template.blocks,
+            globals=self.globals,
+        )
+        if not self.native:
+            return _text(template.root_render_func(context))
+        for _ in template.root_render_func(context):
+            pass
+        return context.vars["result"]
+
+
 @lru_cache(maxsize=4096)
-def _compile(source: str) -> tuple[Callable[..., Any], int]:
-    """The render function of a template, and how deep its result's own containers go: a
-    native result can hold an undefined value only where the expression built it (a lookup
-    hands over plain data), so only that far is searched for one."""
+def _compile(source: str) -> _Compiled | None:
+    """The compiled template of a source (None for a literal, which renders as itself), and
+    how deep its result's own containers go: a native result can hold an undefined value only
+    where the expression built it (a lookup hands over plain data), so only that far is
+    searched for one."""
+    if not is_template(source):
+        return None
     single = _SINGLE.fullmatch(source)
     if single is None:  # text: an undefined value fails as it prints
-        return partial(_text, _ENV.from_string(source)), 0
+        return _compiled(_ENV.from_string(source), 0, native=False)
     expression = single.group("expr")
     depth = _built_depth(_ENV.parse(f"{{{{ {expression} }}}}"))
-    return _ENV.compile_expression(expression, undefined_to_none=False), depth
+    # the template jinja2 builds for an expression: it assigns the value to ``result``
+    compiled = _ENV.compile_expression(expression, undefined_to_none=False)
+    return _compiled(compiled._template, depth, native=True)
 
 
-def _text(template: Template, **names: Any) -> str:
+def _compiled(template: Template, depth: int, *, native: bool) -> _Compiled:
+    return _Compiled(template, dict(template.globals), depth, native)
+
+
+def _text(pieces: Iterator[str]) -> str:
     """A text template's output, refused once it grows past the size limit."""
-    pieces, size = [], 0
-    for piece in template.root_render_func(template.new_context(names)):
+    kept, size = [], 0
+    for piece in pieces:
         size += len(piece)
         if size > budget.MAX_SIZE:
             budget.planned(size, "the output")
-        pieces.append(piece)
-    return "".join(pieces)
+        kept.append(piece)
+    return "".join(kept)
 
 
 def _built_depth(node: nodes.Node) -> int:
@@ -151,16 +188,16 @@ def _built_depth(node: nodes.Node) -> int:
 
 def render(source: str, names: Mapping[str, Any], *, place: str) -> Any:
     """Renders one template string; exactly one ``{{ expression }}`` keeps its native type."""
-    if not is_template(source):
-        return source
     try:
-        function, depth = _compile(source)
+        compiled = _compile(source)
+        if compiled is None:
+            return source
         spending = budget.begin()
         try:
-            result = function(**names)
+            result = compiled(names)
         finally:
             budget.end(spending)
-        _fail_on_undefined(result, depth)
+        _fail_on_undefined(result, compiled.depth)
     except LimitExceeded as exc:
         raise TemplateError(f"over a limit{_line(exc)}: {exc}", place=place) from exc
     except UndefinedError as exc:

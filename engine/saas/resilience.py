@@ -51,7 +51,16 @@ class Policy:
 
     async def run(self, method: str, attempt: Callable[[], Awaitable[T]], clock: Clock) -> T:
         """attempt() until it succeeds, fails for good, or the attempts run out (throttled
-        tries, waited out within the budget, are not counted)."""
+        tries, waited out within the budget, are not counted). The first try runs on its own:
+        most succeed, and building the retrying machinery for each request cost as much as the
+        rest of the wrapper; a first failure is replayed to tenacity as its first try."""
+        try:
+            return await attempt()
+        except Retryable as failure:
+            first = failure
+        return await self._retried(method, _replaying(first, attempt), clock)
+
+    async def _retried(self, method: str, attempt: Callable[[], Awaitable[T]], clock: Clock) -> T:
         backoff = self._backoff()
 
         def wait(state: tenacity.RetryCallState) -> float:
@@ -77,6 +86,21 @@ class Policy:
             if not self.allows(failure, method) or attempts == 1:
                 raise SaasError(failure.message) from failure
             raise SaasError(f"{failure.message} (gave up after {attempts} attempts)") from failure
+
+
+def _replaying(first: Retryable, attempt: Callable[[], Awaitable[T]]) -> Callable[[], Awaitable[T]]:
+    """attempt, whose first call raises the failure the first try already met (so tenacity
+    counts, waits and judges that try as it judges the others) instead of trying again."""
+    replayed = False
+
+    async def again() -> T:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            raise first
+        return await attempt()
+
+    return again
 
 
 class _Stop:

@@ -225,10 +225,14 @@ class Storage(Closable["Storage"]):
     async def write_if(
         self, relative: str, data: Any, version: str | None, *, indent: int | None = None
     ) -> str:
-        """Write a small JSON document only if the stored one is still at version (None: only
-        if there is none); its new version. LeaseLost when another writer came first."""
+        """Write a small JSON document (or its encoding, bytes made by the caller) only if the
+        stored one is still at version (None: only if there is none); its new version.
+        LeaseLost when another writer came first."""
         path = self.resolve(relative, engine=True)
-        payload = json.dumps(data, ensure_ascii=False, indent=indent).encode()
+        if isinstance(data, bytes):
+            payload = data
+        else:
+            payload = json.dumps(data, ensure_ascii=False, indent=indent).encode()
         written: str | None = await self._run(
             "write", relative, filesystems.write_if, path, payload, version
         )
