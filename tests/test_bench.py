@@ -263,3 +263,27 @@ def test_configuration_lines_leave_out_blank_lines_and_comments(tmp_path: Path):
     config = tmp_path / "c.yaml"
     config.write_text("# a comment\n\na: 1\n  # indented comment\nb: '#not a comment'\n")
     assert peers.config_lines(config) == 2
+
+
+def test_a_cpu_profile_sample_counts_for_its_innermost_known_layer_and_engine_package(
+    tmp_path: Path,
+):
+    from bench import cpu_profile
+
+    raw = tmp_path / "engine.raw"
+    loop = "run_forever (asyncio/base_events.py:607);_run (asyncio/events.py:80)"
+    raw.write_text(
+        f"{loop};_object (engine/tasks/backup.py:290);dumps (json/__init__.py:231) 3\n"
+        f"{loop};_send_once (engine/saas/client.py:300);send (httpx/_client.py:1629) 2\n"
+        f"{loop};select (selectors.py:468) 1\n"
+        "py-spy's note (or not a stack)\n"
+    )
+    by_library = cpu_profile.tally(raw, cpu_profile.library)
+    by_package = cpu_profile.tally(raw, cpu_profile.engine_package)
+
+    assert by_library == {
+        "json": 3,
+        "httpx, httpcore, h11, anyio": 2,
+        "asyncio, selectors, threads": 1,
+    }
+    assert by_package == {"engine/tasks": 3, "engine/saas": 2, cpu_profile.NO_ENGINE: 1}
