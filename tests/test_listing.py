@@ -107,6 +107,34 @@ async def test_the_next_page_is_asked_for_while_the_caller_works_on_the_current_
     assert len(paged.received("/cursor")) == 2
 
 
+@pytest.mark.parametrize(
+    ("path", "rule"),
+    [("/header", {"kind": "header", "header": "Next-Page"}), ("/link", {"kind": "link"})],
+    ids=["header", "link"],
+)
+async def test_a_next_page_named_in_the_headers_is_asked_for_before_the_records_are_read(
+    paged: PagedServer, path: str, rule: dict[str, Any]
+):
+    """The SaaS makes the next page while this one is parsed: the page-2 request goes out
+    before page 1's records are read (here a selector that fails on them, so they never are)."""
+    with pytest.raises(SaasError, match="found no list"):
+        await read(paged.url, path, rule, records="nothing")
+    for _ in range(200):
+        if len(paged.received(path)) == 2:
+            break
+        await asyncio.sleep(0.01)
+
+    assert len(paged.received(path)) == 2
+
+
+async def test_a_next_page_named_in_the_body_waits_for_the_records(paged: PagedServer):
+    with pytest.raises(SaasError, match="found no list"):
+        await read(paged.url, "/cursor", CURSOR, records="nothing")
+    await asyncio.sleep(0.2)
+
+    assert len(paged.received("/cursor")) == 1
+
+
 async def test_each_page_yields_only_the_records_the_filter_keeps(paged: PagedServer):
     found = await read(paged.url, "/cursor", CURSOR, filter="{{ item.n % 3 == 0 }}")
 

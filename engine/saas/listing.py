@@ -9,13 +9,18 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.errors import HookError, Ignored, SaasError, SelectorError
+from engine.errors import EngineError, HookError, Ignored, SaasError, SelectorError
 from engine.language.model import Listing
 from engine.language.selectors import select
 from engine.language.templating import render
 from engine.saas import pagination, recorder
 from engine.saas.client import Saas
 from engine.saas.messages import Answer
+
+# turns of the event loop a request asked for early gets to go out (a pooled connection's locks
+# and the socket's write take a few); a few microseconds each
+SENDING_TURNS = 10
+_UNREAD: list[Any] = [None]  # a page's records before they are read: taken as not empty
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,17 @@ class PageReader:
             )
         return records
 
+    async def early(self, step: pagination.Step, answer: Answer) -> pagination.Step | None:
+        """The next page's step from the answer's headers alone, before its records are read
+        (header and Link pagination); None for the other kinds, and where the rules refuse it
+        (``next``, once the records are read, then says why)."""
+        if not self.paging.in_headers:
+            return None
+        try:
+            return await self.next(step, answer, _UNREAD)
+        except EngineError:
+            return None
+
     async def next(
         self, step: pagination.Step, answer: Answer, records: list[Any]
     ) -> pagination.Step | None:
@@ -87,7 +103,8 @@ async def pages(
     filter), in order. Raises SaasError or PaginationStopped when the listing cannot complete.
 
     The next page is fetched while the caller works on the current one (its request is known
-    from the current answer): one page ahead at most."""
+    from the current answer): one page ahead at most; where the answer's headers name it, while
+    the current one's records are read too."""
     reader = PageReader(saas, listing, names, place)
     first = reader.first()
     step: pagination.Step | None = first
@@ -98,17 +115,34 @@ async def pages(
                 answer = await ahead
             except Ignored:  # a response rule: this page yields nothing, and the listing ends
                 return
+            ahead = await _early(reader, step, answer)
             records = await reader.records(answer)
             following = await reader.next(step, answer, records)
             if following is not None and recorder.past_limit(following["pages"]):
                 following = None  # a workbench sample reads the first pages only
-            ahead = None if following is None else _ahead(reader, following)
+            if ahead is None and following is not None:
+                ahead = _ahead(reader, following)
             yield _kept(listing.filter, records, names, place, answer.url)
             step = following
     finally:
         if ahead is not None and not ahead.done():  # the caller stopped reading
             ahead.cancel()
             await asyncio.gather(ahead, return_exceptions=True)
+
+
+async def _early(
+    reader: PageReader, step: pagination.Step, answer: Answer
+) -> asyncio.Task[Answer] | None:
+    """The next page asked for before this one's records are read, when its headers name it
+    (the SaaS makes the next page while this one is parsed), and a few turns of the event loop
+    given to the request to go out before the parsing holds the loop."""
+    following = await reader.early(step, answer)
+    if following is None or recorder.past_limit(following["pages"]):
+        return None
+    page = _ahead(reader, following)
+    for _ in range(SENDING_TURNS):  # the parsing holds the loop: the request goes out first
+        await asyncio.sleep(0)
+    return page
 
 
 def _ahead(reader: PageReader, step: pagination.Step) -> asyncio.Task[Answer]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 from urllib.parse import urljoin
 
 from engine.errors import PaginationStopped, SaasError
@@ -32,6 +32,10 @@ R = TypeVar("R", bound=_Capped)
 @dataclass(frozen=True)
 class Paging:
     """One pagination kind (this base: a listing of one page)."""
+
+    # whether an answer's headers alone name the next page (its records matter only in that an
+    # empty page must name none): the next page can then be asked for before they are read
+    in_headers: ClassVar[bool] = False
 
     def cap(self) -> int | None:
         """The most pages the listing may take (None: no next page is ever asked for)."""
@@ -166,6 +170,8 @@ class NextUrl(_Paged[model.NextUrlPaging]):
 class Header(_Paged[model.HeaderPaging]):
     """The next page's URL in a header of the answer (Kinto's ``Next-Page``)."""
 
+    in_headers: ClassVar[bool] = True
+
     async def after(
         self, step: Step, answer: Answer, records: Sequence[Any], hooks: Hooks
     ) -> Step | None:
@@ -177,6 +183,8 @@ class Header(_Paged[model.HeaderPaging]):
 @dataclass(frozen=True)
 class Link(_Paged[model.LinkPaging]):
     """The next page's URL in the answer's ``Link`` header (RFC 8288), by relation."""
+
+    in_headers: ClassVar[bool] = True
 
     async def after(
         self, step: Step, answer: Answer, records: Sequence[Any], hooks: Hooks
