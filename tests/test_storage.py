@@ -37,6 +37,7 @@ from engine.errors import (
 )
 from engine.settings import Settings
 from engine.storage import (
+    CHUNK_SIZE,
     ENGINE_DIR,
     ObjectInfo,
     Storage,
@@ -372,6 +373,26 @@ async def test_a_damaged_frame_read_with_its_record_is_a_checksum_mismatch(memor
         with pytest.raises(ChecksumMismatch):
             async with storage.reader(info.path, compression="zstd", expect=info) as reader:
                 await reader.read()
+
+
+async def test_two_readers_of_one_object_at_once_each_read_all_of_it(backend: Backend):
+    """Two restores of one backup read its objects at once (fsspec's memory filesystem handed
+    both the one stored file, so each moved the other's position and one read fewer records)."""
+    data = os.urandom(3 * CHUNK_SIZE + 12345)
+    async with backend.open() as storage:
+        info = await _write(storage, "objects/shared.bin.zst", data)
+        async with (
+            storage.reader(info.path, compression="zstd", expect=info) as first,
+            storage.reader(info.path, compression="zstd", expect=info) as second,
+        ):
+            one, two = [], []
+            async for chunk in first:  # the readers take turns, chunk by chunk
+                one.append(chunk)
+                two.append(await second.read())
+            two += [chunk async for chunk in second]
+
+    assert b"".join(one) == data
+    assert b"".join(two) == data
 
 
 async def test_an_unknown_compression_is_a_storage_error(memory: Backend):

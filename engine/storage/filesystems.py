@@ -12,6 +12,7 @@ import fcntl
 import functools
 import hashlib
 import importlib
+import io
 import json
 import os
 import re
@@ -21,7 +22,7 @@ from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeAlias, cast
+from typing import IO, Any, Protocol, TypeAlias, cast
 from urllib.parse import quote
 
 import fsspec  # type: ignore[import-untyped]  # fsspec ships no type information
@@ -242,11 +243,20 @@ def part_size(file: object) -> int | None:
 # --------------------------------------------------------------------------- blocking calls
 
 
+def open_read(fs: FileSystem, path: str) -> IO[bytes]:
+    """path opened for reading, at its start, with a position of its own: fsspec's memory
+    filesystem hands every reader of a path the one stored file, so two readers at once (two
+    restores of one backup) moved each other's position, and one met the end early and read
+    fewer records with no error; such a reader gets a copy."""
+    file = fs.open(path, "rb")
+    return io.BytesIO(file.getvalue()) if isinstance(file, MemoryFile) else cast(IO[bytes], file)
+
+
 def read_prefix(fs: FileSystem, path: str, limit: int, area: Area) -> bytes:
     """The first limit bytes of the file at path (all of it, when shorter)."""
     area.reach(path)
-    with fs.open(path, "rb") as file:
-        return cast(bytes, file.read(limit))
+    with open_read(fs, path) as file:
+        return file.read(limit)
 
 
 def exists(fs: FileSystem, path: str, area: Area) -> bool:

@@ -17,7 +17,14 @@ import zstandard
 
 from engine.errors import BackupDamaged
 from engine.storage import multipart
-from engine.storage.filesystems import DeferredFile, FileSystem, defers, open_deferred, part_size
+from engine.storage.filesystems import (
+    DeferredFile,
+    FileSystem,
+    defers,
+    open_deferred,
+    open_read,
+    part_size,
+)
 
 CHUNK_SIZE = 1 << 20  # bytes per worker-thread call, read or write: bounds memory per object
 
@@ -219,7 +226,7 @@ class Download:
     its stored bytes are hashed on the way (see finish)."""
 
     def __init__(self, fs: FileSystem, path: str, codec: Codec, *, hashed: bool = False) -> None:
-        self._file = fs.open(path, "rb")
+        self._file = open_read(fs, path)
         self.stored = _Stored(self._file, hashed=hashed)
         self._decoded = codec is not CODECS[None]
         self._stream = codec.reader(cast(IO[bytes], self.stored))
